@@ -1,0 +1,455 @@
+//! The watermark's configuration: vocabulary size, green fraction, bias, seeding scheme.
+//!
+//! A [`WatermarkConfig`] is validated when it is built (and when it is read from JSON), so every
+//! `Watermarker` and `Detector` can rely on it.
+//!
+//! # Example
+//! ```
+//! use greenmark::{Scheme, WatermarkConfig};
+//! let config = WatermarkConfig::builder(49152)
+//!     .gamma(0.25)
+//!     .delta(2.0)
+//!     .scheme(Scheme::LeftHash { window: 1 })
+//!     .build()?;
+//! assert_eq!(config.scheme().id(), "greenmark/kgw-lefthash/v1");
+//! assert!(WatermarkConfig::builder(49152).gamma(1.5).build().is_err());
+//! # Ok::<(), greenmark::Error>(())
+//! ```
+
+use crate::error::{Error, Result};
+
+/// Largest window (context width) any scheme accepts.
+pub const MAX_WINDOW: usize = 16;
+/// Largest number of candidates `selfhash` evaluates per step.
+pub const MAX_TOP_K: usize = 256;
+
+/// How the green list at a position is seeded from the tokens before it.
+///
+/// Named as in Kirchenbauer et al., "On the Reliability of Watermarks for Large Language
+/// Models" (2023). With window `h`, the window at position `i` is the `h` tokens before `i`.
+/// Each variant's bits are pinned by committed test vectors under its [`Scheme::id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// Seed from the leftmost token of the window (`h = 1`: the previous token). The most
+    /// robust to edits: changing one token changes its own score and one seed.
+    #[cfg_attr(feature = "serde", serde(rename = "lefthash"))]
+    LeftHash {
+        /// Window size `h >= 1`.
+        window: usize,
+    },
+    /// Seed = the minimum of a keyed hash over the window's tokens.
+    #[cfg_attr(feature = "serde", serde(rename = "minhash"))]
+    MinHash {
+        /// Window size `h >= 1`.
+        window: usize,
+    },
+    /// Seed from the (wrapping) sum of the window's tokens ("additive").
+    #[cfg_attr(feature = "serde", serde(rename = "sumhash"))]
+    SumHash {
+        /// Window size `h >= 1`.
+        window: usize,
+    },
+    /// Anchored minhash whose window includes the candidate token itself: the `h - 1` tokens
+    /// before `i` plus the token at `i`, anchored on the window's leftmost token. Biasing
+    /// evaluates the `top_k` most likely candidates one by one.
+    #[cfg_attr(feature = "serde", serde(rename = "selfhash"))]
+    SelfHash {
+        /// Window size `h >= 1`, the candidate included.
+        window: usize,
+        /// How many top candidates biasing evaluates (1 ..= [`MAX_TOP_K`]).
+        top_k: usize,
+    },
+    /// One fixed green list for every position (`h = 0`; Zhao et al. 2023).
+    #[cfg_attr(feature = "serde", serde(rename = "unigram"))]
+    Unigram,
+}
+
+impl Default for Scheme {
+    fn default() -> Self {
+        Scheme::LeftHash { window: 1 }
+    }
+}
+
+impl Scheme {
+    /// `selfhash` with the reference parameters (window 4, top 40 candidates).
+    pub const SELFHASH_DEFAULT: Scheme = Scheme::SelfHash {
+        window: 4,
+        top_k: 40,
+    };
+
+    /// The scheme's short name (`lefthash`, `minhash`, `sumhash`, `selfhash`, `unigram`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scheme::LeftHash { .. } => "lefthash",
+            Scheme::MinHash { .. } => "minhash",
+            Scheme::SumHash { .. } => "sumhash",
+            Scheme::SelfHash { .. } => "selfhash",
+            Scheme::Unigram => "unigram",
+        }
+    }
+
+    /// The stable, versioned id recorded in configs and reports. Changing any output bit of a
+    /// scheme requires a new id.
+    pub fn id(&self) -> &'static str {
+        match self {
+            Scheme::LeftHash { .. } => "greenmark/kgw-lefthash/v1",
+            Scheme::MinHash { .. } => "greenmark/kgw-minhash/v1",
+            Scheme::SumHash { .. } => "greenmark/kgw-sumhash/v1",
+            Scheme::SelfHash { .. } => "greenmark/kgw-selfhash/v1",
+            Scheme::Unigram => "greenmark/kgw-unigram/v1",
+        }
+    }
+
+    /// The window size `h` (0 for `unigram`). For `selfhash` it counts the candidate token.
+    pub fn window(&self) -> usize {
+        match *self {
+            Scheme::LeftHash { window }
+            | Scheme::MinHash { window }
+            | Scheme::SumHash { window }
+            | Scheme::SelfHash { window, .. } => window,
+            Scheme::Unigram => 0,
+        }
+    }
+
+    /// How many tokens before a position must exist for it to have a full window.
+    pub fn context_len(&self) -> usize {
+        match *self {
+            Scheme::SelfHash { window, .. } => window - 1,
+            _ => self.window(),
+        }
+    }
+
+    /// Checks the scheme's parameters.
+    pub fn validate(&self) -> Result<()> {
+        let window = self.window();
+        if !matches!(self, Scheme::Unigram) && !(1..=MAX_WINDOW).contains(&window) {
+            return Err(Error::scheme(
+                self.name(),
+                format!("window must be between 1 and {MAX_WINDOW}, got {window}"),
+            ));
+        }
+        if let Scheme::SelfHash { top_k, .. } = *self {
+            if !(1..=MAX_TOP_K).contains(&top_k) {
+                return Err(Error::scheme(
+                    "selfhash",
+                    format!("top_k must be between 1 and {MAX_TOP_K}, got {top_k}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A validated watermark configuration.
+///
+/// Build one with [`WatermarkConfig::builder`] or read one from JSON (the `serde` feature):
+/// `{"vocab_size": 49152, "gamma": 0.25, "delta": 2.0, "scheme": {"type": "lefthash", "window": 1},
+/// "skip_repeated_windows": true}`.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "ConfigBuilder"))]
+pub struct WatermarkConfig {
+    vocab_size: u32,
+    gamma: f64,
+    delta: f64,
+    scheme: Scheme,
+    skip_repeated_windows: bool,
+}
+
+/// Builds a [`WatermarkConfig`]; every value is checked in [`ConfigBuilder::build`].
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct ConfigBuilder {
+    vocab_size: u64,
+    #[cfg_attr(feature = "serde", serde(default = "default_gamma"))]
+    gamma: f64,
+    #[cfg_attr(feature = "serde", serde(default = "default_delta"))]
+    delta: f64,
+    #[cfg_attr(feature = "serde", serde(default))]
+    scheme: Scheme,
+    #[cfg_attr(feature = "serde", serde(default = "default_true"))]
+    skip_repeated_windows: bool,
+}
+
+/// The default green fraction.
+pub const DEFAULT_GAMMA: f64 = 0.25;
+/// The default logit bias.
+pub const DEFAULT_DELTA: f64 = 2.0;
+
+#[cfg(feature = "serde")]
+fn default_gamma() -> f64 {
+    DEFAULT_GAMMA
+}
+#[cfg(feature = "serde")]
+fn default_delta() -> f64 {
+    DEFAULT_DELTA
+}
+#[cfg(feature = "serde")]
+fn default_true() -> bool {
+    true
+}
+
+impl ConfigBuilder {
+    /// The green fraction gamma, strictly between 0 and 1 (default 0.25).
+    pub fn gamma(mut self, gamma: f64) -> Self {
+        self.gamma = gamma;
+        self
+    }
+
+    /// The bias added to green logits, finite and >= 0 (default 2.0).
+    pub fn delta(mut self, delta: f64) -> Self {
+        self.delta = delta;
+        self
+    }
+
+    /// The seeding scheme (default `lefthash` with window 1).
+    pub fn scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
+
+    /// Whether biasing skips a position whose window already occurred earlier in the same
+    /// context (default on; see [`crate::Watermarker::bias`]).
+    pub fn skip_repeated_windows(mut self, on: bool) -> Self {
+        self.skip_repeated_windows = on;
+        self
+    }
+
+    /// Validates and builds the config.
+    pub fn build(self) -> Result<WatermarkConfig> {
+        if self.vocab_size < 2 || self.vocab_size > u64::from(u32::MAX) {
+            return Err(Error::InvalidVocabSize(self.vocab_size));
+        }
+        // The threshold must leave both colours possible at 32-bit resolution.
+        let threshold = (self.gamma * 4294967296.0).floor();
+        if !(self.gamma > 0.0 && self.gamma < 1.0) || threshold < 1.0 || threshold >= 4294967296.0
+        {
+            return Err(Error::InvalidGamma(self.gamma));
+        }
+        if !(self.delta.is_finite() && self.delta >= 0.0) {
+            return Err(Error::InvalidDelta(self.delta));
+        }
+        self.scheme.validate()?;
+        Ok(WatermarkConfig {
+            vocab_size: self.vocab_size as u32,
+            gamma: self.gamma,
+            delta: self.delta,
+            scheme: self.scheme,
+            skip_repeated_windows: self.skip_repeated_windows,
+        })
+    }
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<ConfigBuilder> for WatermarkConfig {
+    type Error = Error;
+    fn try_from(builder: ConfigBuilder) -> Result<Self> {
+        builder.build()
+    }
+}
+
+impl WatermarkConfig {
+    /// A builder with the defaults (gamma 0.25, delta 2.0, lefthash window 1, skip repeated
+    /// windows) for a vocabulary of `vocab_size` tokens.
+    pub fn builder(vocab_size: u64) -> ConfigBuilder {
+        ConfigBuilder {
+            vocab_size,
+            gamma: DEFAULT_GAMMA,
+            delta: DEFAULT_DELTA,
+            scheme: Scheme::default(),
+            skip_repeated_windows: true,
+        }
+    }
+
+    /// The defaults for a vocabulary of `vocab_size` tokens.
+    pub fn new(vocab_size: u64) -> Result<WatermarkConfig> {
+        Self::builder(vocab_size).build()
+    }
+
+    /// A builder holding this config's values, to change some of them.
+    pub fn to_builder(&self) -> ConfigBuilder {
+        ConfigBuilder {
+            vocab_size: u64::from(self.vocab_size),
+            gamma: self.gamma,
+            delta: self.delta,
+            scheme: self.scheme,
+            skip_repeated_windows: self.skip_repeated_windows,
+        }
+    }
+
+    /// Number of tokens in the vocabulary (the length of a logits row).
+    pub fn vocab_size(&self) -> u32 {
+        self.vocab_size
+    }
+
+    /// The requested green fraction.
+    pub fn gamma(&self) -> f64 {
+        self.gamma
+    }
+
+    /// The 32-bit membership threshold: token `v` is green for seed `s` iff `G(s, v) < threshold`.
+    pub fn threshold(&self) -> u32 {
+        (self.gamma * 4294967296.0).floor() as u32
+    }
+
+    /// The exact probability that a token is green under the null: `threshold / 2^32`. The
+    /// detector's statistics use this value, not the rounded `gamma`.
+    pub fn effective_gamma(&self) -> f64 {
+        f64::from(self.threshold()) / 4294967296.0
+    }
+
+    /// The logit bias added to green tokens.
+    pub fn delta(&self) -> f64 {
+        self.delta
+    }
+
+    /// The seeding scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// Whether biasing skips windows already seen earlier in the context.
+    pub fn skip_repeated_windows(&self) -> bool {
+        self.skip_repeated_windows
+    }
+
+    /// The config as JSON.
+    #[cfg(feature = "serde")]
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a config always serializes")
+    }
+
+    /// Reads and validates a config from JSON.
+    #[cfg(feature = "serde")]
+    pub fn from_json(text: &str) -> Result<WatermarkConfig> {
+        serde_json::from_str(text).map_err(|e| Error::Parse {
+            what: "config JSON",
+            message: e.to_string(),
+        })
+    }
+
+    /// `Ok` when `other` makes the same tokens green with the same strength: the same vocab
+    /// size, gamma threshold, delta and scheme. `skip_repeated_windows` may differ.
+    pub fn check_same_watermark(&self, other: &WatermarkConfig) -> Result<()> {
+        let mismatch = |field, stored: String, given: String| {
+            Err(Error::ConfigMismatch {
+                field,
+                stored,
+                given,
+            })
+        };
+        if self.vocab_size != other.vocab_size {
+            return mismatch(
+                "vocab_size",
+                self.vocab_size.to_string(),
+                other.vocab_size.to_string(),
+            );
+        }
+        if self.threshold() != other.threshold() {
+            return mismatch("gamma", self.gamma.to_string(), other.gamma.to_string());
+        }
+        if self.delta != other.delta {
+            return mismatch("delta", self.delta.to_string(), other.delta.to_string());
+        }
+        if self.scheme != other.scheme {
+            return mismatch(
+                "scheme",
+                format!("{:?}", self.scheme),
+                format!("{:?}", other.scheme),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_values_with_the_value_in_the_message() {
+        for gamma in [0.0, 1.0, -0.1, 1.5, f64::NAN, f64::INFINITY, 1e-12] {
+            let err = WatermarkConfig::builder(100).gamma(gamma).build().unwrap_err();
+            assert!(matches!(err, Error::InvalidGamma(_)), "{gamma}: {err}");
+        }
+        for delta in [-1.0, f64::NAN, f64::INFINITY] {
+            let err = WatermarkConfig::builder(100).delta(delta).build().unwrap_err();
+            assert!(matches!(err, Error::InvalidDelta(_)), "{err}");
+            assert!(err.to_string().contains("delta must be"), "{err}");
+        }
+        for vocab in [0, 1, 1 << 33] {
+            let err = WatermarkConfig::new(vocab).unwrap_err();
+            assert!(matches!(err, Error::InvalidVocabSize(v) if v == vocab));
+        }
+        for scheme in [
+            Scheme::LeftHash { window: 0 },
+            Scheme::MinHash {
+                window: MAX_WINDOW + 1,
+            },
+            Scheme::SelfHash {
+                window: 4,
+                top_k: 0,
+            },
+            Scheme::SelfHash {
+                window: 4,
+                top_k: MAX_TOP_K + 1,
+            },
+        ] {
+            let err = WatermarkConfig::builder(100)
+                .scheme(scheme)
+                .build()
+                .unwrap_err();
+            assert!(matches!(err, Error::InvalidScheme { .. }), "{err}");
+        }
+        assert!(WatermarkConfig::builder(100)
+            .delta(0.0)
+            .scheme(Scheme::Unigram)
+            .build()
+            .is_ok());
+    }
+
+    #[test]
+    fn effective_gamma_is_exact() {
+        let c = WatermarkConfig::new(10).unwrap();
+        assert_eq!(c.threshold(), 1 << 30);
+        assert_eq!(c.effective_gamma(), 0.25);
+        let c = WatermarkConfig::builder(10).gamma(0.1).build().unwrap();
+        assert!((c.effective_gamma() - 0.1).abs() < 1e-9);
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn json_round_trip_and_validation() {
+        let c = WatermarkConfig::builder(49152)
+            .scheme(Scheme::SELFHASH_DEFAULT)
+            .gamma(0.5)
+            .build()
+            .unwrap();
+        let json = c.to_json();
+        assert!(json.contains(r#""type":"selfhash""#), "{json}");
+        assert_eq!(WatermarkConfig::from_json(&json).unwrap(), c);
+        let minimal = WatermarkConfig::from_json(r#"{"vocab_size": 32000}"#).unwrap();
+        assert_eq!(minimal, WatermarkConfig::new(32000).unwrap());
+        let err = WatermarkConfig::from_json(r#"{"vocab_size": 32000, "gamma": 2}"#).unwrap_err();
+        assert!(err.to_string().contains("gamma must be"), "{err}");
+        let err = WatermarkConfig::from_json(r#"{"vocab_size": 32000, "gama": 0.5}"#).unwrap_err();
+        assert!(err.to_string().contains("gama"), "{err}");
+    }
+
+    #[test]
+    fn mismatch_names_the_field() {
+        let a = WatermarkConfig::new(100).unwrap();
+        let b = a.to_builder().gamma(0.5).build().unwrap();
+        let err = a.check_same_watermark(&b).unwrap_err();
+        assert!(matches!(err, Error::ConfigMismatch { field: "gamma", .. }), "{err}");
+        let c = a.to_builder().skip_repeated_windows(false).build().unwrap();
+        assert!(a.check_same_watermark(&c).is_ok());
+    }
+}

@@ -1,0 +1,115 @@
+//! Typed errors: one enum whose variants a caller can match, each with a message that says what
+//! to fix. No variant ever carries key material.
+
+use std::path::PathBuf;
+
+/// The result type of every fallible greenmark call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in greenmark.
+///
+/// Messages are one sentence that names the bad value and what is expected, so that a CLI or a
+/// Python binding can show them as they are.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `gamma` (the green fraction) is not strictly between 0 and 1.
+    #[error("gamma must be strictly between 0 and 1 (e.g. 0.25), got {0}")]
+    InvalidGamma(f64),
+    /// `delta` (the logit bias) is negative, NaN or infinite.
+    #[error("delta must be a finite number >= 0 (e.g. 2.0), got {0}")]
+    InvalidDelta(f64),
+    /// The vocabulary size is too small to watermark.
+    #[error("vocab size must be at least 2, got {0}")]
+    InvalidVocabSize(u64),
+    /// A scheme parameter (window or top-k) is out of range.
+    #[error("invalid {scheme} parameter: {reason}")]
+    InvalidScheme {
+        /// The scheme's name, e.g. `minhash`.
+        scheme: &'static str,
+        /// What is wrong and what range is allowed.
+        reason: String,
+    },
+    /// A detector or search option is out of range.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// A logits row does not have one entry per vocabulary token.
+    #[error("logits row {row} has {got} entries but the watermark's vocab size is {expected}: pass the full, unpadded row or build the config with the model's vocab size")]
+    RowLength {
+        /// Index of the row in the batch (0 for a single row).
+        row: usize,
+        /// The configured vocabulary size.
+        expected: usize,
+        /// The row's length.
+        got: usize,
+    },
+    /// A batch's shape is inconsistent (rows vs contexts).
+    #[error("batch shape mismatch: {0}")]
+    BatchShape(String),
+    /// A green-mask buffer has the wrong number of 64-bit words.
+    #[error("green mask needs {expected} u64 words (one bit per token of a {vocab_size}-token vocabulary), got {got}")]
+    MaskLength {
+        /// Words needed: `ceil(vocab_size / 64)`.
+        expected: usize,
+        /// Words given.
+        got: usize,
+        /// The configured vocabulary size.
+        vocab_size: u32,
+    },
+    /// A token id is not below the vocabulary size.
+    #[error("token id {token} at {sequence} position {position} is out of range for vocab size {vocab_size}: was it tokenized with a different tokenizer?")]
+    TokenOutOfRange {
+        /// Position of the bad token in the sequence it came from.
+        position: usize,
+        /// The bad token id.
+        token: u32,
+        /// The configured vocabulary size.
+        vocab_size: u32,
+        /// Which sequence holds it: `text`, `prompt` or `context`.
+        sequence: &'static str,
+    },
+    /// A key's text is malformed (the message never repeats the key).
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// The OS random number generator failed while generating a key.
+    #[error("the operating system's random number generator failed: {0}")]
+    Rng(String),
+    /// A file could not be read or written.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done (`read key file`, `write key file`, ...).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A config or key file is not valid JSON of the expected shape.
+    #[error("invalid {what}: {message}")]
+    Parse {
+        /// What was being parsed (`config JSON`, `key file`).
+        what: &'static str,
+        /// The parser's message.
+        message: String,
+    },
+    /// A config given to a detector disagrees with the one stored beside the key.
+    #[error("config mismatch on {field}: the key file says {stored}, but {given} was given; detect with the key file's config (or re-key)")]
+    ConfigMismatch {
+        /// The field that differs.
+        field: &'static str,
+        /// The key file's value.
+        stored: String,
+        /// The given value.
+        given: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn scheme(scheme: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidScheme {
+            scheme,
+            reason: reason.into(),
+        }
+    }
+}
