@@ -181,7 +181,11 @@ impl Watermarker {
     fn check_row(&self, len: usize, row: usize) -> Result<()> {
         let expected = self.config.vocab_size() as usize;
         if len != expected {
-            return Err(Error::RowLength { row, expected, got: len });
+            return Err(Error::RowLength {
+                row,
+                expected,
+                got: len,
+            });
         }
         Ok(())
     }
@@ -219,7 +223,12 @@ impl Watermarker {
         let window = &context[context.len() - self.config.scheme().context_len()..];
         match self.config.scheme() {
             Scheme::SelfHash { top_k, .. } => self.apply_selfhash(logits, window, top_k),
-            _ => add_green(logits, self.seeder.context_seed(window), self.threshold, self.delta),
+            _ => add_green(
+                logits,
+                self.seeder.context_seed(window),
+                self.threshold,
+                self.delta,
+            ),
         }
     }
 
@@ -272,7 +281,11 @@ impl TopK {
             return;
         }
         // Insertion into the sorted prefix; rare after the first few hundred tokens.
-        let mut i = if self.len < self.k { self.len } else { self.k - 1 };
+        let mut i = if self.len < self.k {
+            self.len
+        } else {
+            self.k - 1
+        };
         while i > 0 && self.logits[i - 1] < logit {
             self.logits[i] = self.logits[i - 1];
             self.tokens[i] = self.tokens[i - 1];
@@ -373,20 +386,29 @@ mod tests {
             BiasOutcome::Skipped(SkipReason::Repeated)
         );
         assert!(row.iter().all(|&x| x == 0.0));
-        assert_eq!(w.bias(&mut row, &[1, 2, 3, 2, 1]).unwrap(), BiasOutcome::Biased);
+        assert_eq!(
+            w.bias(&mut row, &[1, 2, 3, 2, 1]).unwrap(),
+            BiasOutcome::Biased
+        );
         assert_eq!(
             w.bias(&mut row, &[1]).unwrap(),
             BiasOutcome::Skipped(SkipReason::NoWindow)
         );
         let config = w.config().to_builder().skip_repeated_windows(false).build();
         let w = Watermarker::new(&Key::from_bytes([1; 32]), config.unwrap());
-        assert_eq!(w.bias(&mut row, &[1, 2, 3, 1, 2]).unwrap(), BiasOutcome::Biased);
+        assert_eq!(
+            w.bias(&mut row, &[1, 2, 3, 1, 2]).unwrap(),
+            BiasOutcome::Biased
+        );
     }
 
     #[test]
     fn topk_keeps_the_largest_and_ignores_nan() {
         let mut t = TopK::new(3);
-        for (i, l) in [1.0, f32::NAN, 5.0, 3.0, 5.0, -1.0, 4.0].into_iter().enumerate() {
+        for (i, l) in [1.0, f32::NAN, 5.0, 3.0, 5.0, -1.0, 4.0]
+            .into_iter()
+            .enumerate()
+        {
             t.offer(l, i as u32);
         }
         assert_eq!(t.tokens(), &[2, 4, 6]);
@@ -394,7 +416,10 @@ mod tests {
 
     #[test]
     fn selfhash_biases_only_top_k_candidates() {
-        let w = wm(Scheme::SelfHash { window: 3, top_k: 10 });
+        let w = wm(Scheme::SelfHash {
+            window: 3,
+            top_k: 10,
+        });
         let mut row: Vec<f32> = (0..300).map(|i| -(i as f32)).collect();
         let before = row.clone();
         w.bias(&mut row, &[4, 5]).unwrap();

@@ -229,8 +229,7 @@ impl ConfigBuilder {
         }
         // The threshold must leave both colours possible at 32-bit resolution.
         let threshold = (self.gamma * 4294967296.0).floor();
-        if !(self.gamma > 0.0 && self.gamma < 1.0) || threshold < 1.0 || threshold >= 4294967296.0
-        {
+        if !(self.gamma > 0.0 && self.gamma < 1.0) || threshold < 1.0 || threshold >= 4294967296.0 {
             return Err(Error::InvalidGamma(self.gamma));
         }
         if !(self.delta.is_finite() && self.delta >= 0.0) {
@@ -376,11 +375,17 @@ mod tests {
     #[test]
     fn rejects_bad_values_with_the_value_in_the_message() {
         for gamma in [0.0, 1.0, -0.1, 1.5, f64::NAN, f64::INFINITY, 1e-12] {
-            let err = WatermarkConfig::builder(100).gamma(gamma).build().unwrap_err();
+            let err = WatermarkConfig::builder(100)
+                .gamma(gamma)
+                .build()
+                .unwrap_err();
             assert!(matches!(err, Error::InvalidGamma(_)), "{gamma}: {err}");
         }
         for delta in [-1.0, f64::NAN, f64::INFINITY] {
-            let err = WatermarkConfig::builder(100).delta(delta).build().unwrap_err();
+            let err = WatermarkConfig::builder(100)
+                .delta(delta)
+                .build()
+                .unwrap_err();
             assert!(matches!(err, Error::InvalidDelta(_)), "{err}");
             assert!(err.to_string().contains("delta must be"), "{err}");
         }
@@ -448,7 +453,10 @@ mod tests {
         let a = WatermarkConfig::new(100).unwrap();
         let b = a.to_builder().gamma(0.5).build().unwrap();
         let err = a.check_same_watermark(&b).unwrap_err();
-        assert!(matches!(err, Error::ConfigMismatch { field: "gamma", .. }), "{err}");
+        assert!(
+            matches!(err, Error::ConfigMismatch { field: "gamma", .. }),
+            "{err}"
+        );
         let c = a.to_builder().skip_repeated_windows(false).build().unwrap();
         assert!(a.check_same_watermark(&c).is_ok());
     }

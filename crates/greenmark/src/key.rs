@@ -359,7 +359,10 @@ mod tests {
         assert!(!err.contains("5a5a"), "{err}");
         assert!(err.contains("character 62"), "{err}");
         let err = Key::from_hex("abc").unwrap_err().to_string();
-        assert!(err.contains("64 hex digits") && err.contains("got 3"), "{err}");
+        assert!(
+            err.contains("64 hex digits") && err.contains("got 3"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -187,8 +187,9 @@ impl Detector {
     /// [`Detector::detect`] plus one [`TokenScore`] per token, for visual reports.
     pub fn annotate(&self, tokens: &[u32], prompt: &[u32]) -> Result<(Detection, Vec<TokenScore>)> {
         let mut scores = Vec::with_capacity(tokens.len());
-        let (scored, green) =
-            self.score(&mut DetectCache::new(), tokens, prompt, |_, s| scores.push(s))?;
+        let (scored, green) = self.score(&mut DetectCache::new(), tokens, prompt, |_, s| {
+            scores.push(s)
+        })?;
         Ok((self.summarize(tokens.len(), scored, green), scores))
     }
 
@@ -272,7 +273,9 @@ impl Detector {
             tokens
         } else {
             cache.context.clear();
-            cache.context.extend_from_slice(&prompt[prompt.len() - keep..]);
+            cache
+                .context
+                .extend_from_slice(&prompt[prompt.len() - keep..]);
             cache.context.extend_from_slice(tokens);
             &cache.context
         };
@@ -303,7 +306,14 @@ impl Detector {
             let is_green = mix32(seed, token) < self.threshold;
             scored += 1;
             green += u64::from(is_green);
-            sink(i, if is_green { TokenScore::Green } else { TokenScore::Red });
+            sink(
+                i,
+                if is_green {
+                    TokenScore::Green
+                } else {
+                    TokenScore::Red
+                },
+            );
         }
         Ok((scored, green))
     }
@@ -314,7 +324,10 @@ mod tests {
     use super::*;
 
     fn detector(vocab: u64) -> Detector {
-        Detector::new(&Key::from_bytes([2; 32]), WatermarkConfig::new(vocab).unwrap())
+        Detector::new(
+            &Key::from_bytes([2; 32]),
+            WatermarkConfig::new(vocab).unwrap(),
+        )
     }
 
     #[test]
@@ -333,7 +346,15 @@ mod tests {
     fn out_of_range_tokens_name_their_position() {
         let d = detector(100);
         let err = d.detect(&[1, 2, 100, 3], &[]).unwrap_err();
-        assert!(matches!(err, Error::TokenOutOfRange { position: 2, token: 100, sequence: "text", .. }));
+        assert!(matches!(
+            err,
+            Error::TokenOutOfRange {
+                position: 2,
+                token: 100,
+                sequence: "text",
+                ..
+            }
+        ));
         assert!(err.to_string().contains("text position 2"), "{err}");
         let err = d.detect(&[1], &[7, 4000]).unwrap_err();
         assert!(err.to_string().contains("prompt position 1"), "{err}");
@@ -357,6 +378,9 @@ mod tests {
         let with = d.detect(&[1, 2, 3], &[9, 8]).unwrap();
         let joined = d.detect(&[8, 1, 2, 3], &[]).unwrap();
         assert_eq!(with.n_scored, 3);
-        assert_eq!((with.n_scored, with.n_green), (joined.n_scored, joined.n_green));
+        assert_eq!(
+            (with.n_scored, with.n_green),
+            (joined.n_scored, joined.n_green)
+        );
     }
 }

@@ -87,7 +87,10 @@ impl Detector {
         let mut tried = 0u64;
         let mut consider = |start: usize, end: usize| {
             tried += 1;
-            let (s, g) = (prefix[end].0 - prefix[start].0, prefix[end].1 - prefix[start].1);
+            let (s, g) = (
+                prefix[end].0 - prefix[start].0,
+                prefix[end].1 - prefix[start].1,
+            );
             let ln_p = stats::binomial_tail_ln(g, s, gamma);
             if ln_p < best.0 {
                 best = (ln_p, start, end);
@@ -108,7 +111,10 @@ impl Detector {
         }
         consider(0, n);
         let (_, start, end) = best;
-        let (s, g) = (prefix[end].0 - prefix[start].0, prefix[end].1 - prefix[start].1);
+        let (s, g) = (
+            prefix[end].0 - prefix[start].0,
+            prefix[end].1 - prefix[start].1,
+        );
         let span = self.summarize(end - start, s, g);
         let ln_p = (span.ln_p_value + (tried as f64).ln()).min(0.0);
         Ok(SpanDetection {
@@ -131,8 +137,12 @@ mod tests {
     #[test]
     fn rejects_tiny_windows_and_handles_short_text() {
         let d = Detector::new(&Key::from_bytes([5; 32]), WatermarkConfig::new(50).unwrap());
-        assert!(d.find_span(&[1, 2, 3], &[], SpanOptions::with_min_tokens(1)).is_err());
-        let r = d.find_span(&[1, 2, 3], &[], SpanOptions::default()).unwrap();
+        assert!(d
+            .find_span(&[1, 2, 3], &[], SpanOptions::with_min_tokens(1))
+            .is_err());
+        let r = d
+            .find_span(&[1, 2, 3], &[], SpanOptions::default())
+            .unwrap();
         assert_eq!((r.start, r.end, r.windows_tried), (0, 3, 1));
         let r = d.find_span(&[], &[], SpanOptions::default()).unwrap();
         assert_eq!(r.p_value, 1.0);
