@@ -229,7 +229,8 @@ impl ConfigBuilder {
         }
         // The threshold must leave both colours possible at 32-bit resolution.
         let threshold = (self.gamma * 4294967296.0).floor();
-        if !(self.gamma > 0.0 && self.gamma < 1.0) || threshold < 1.0 || threshold >= 4294967296.0 {
+        let valid = self.gamma > 0.0 && self.gamma < 1.0 && (1.0..4294967296.0).contains(&threshold);
+        if !valid {
             return Err(Error::InvalidGamma(self.gamma));
         }
         if !(self.delta.is_finite() && self.delta >= 0.0) {
