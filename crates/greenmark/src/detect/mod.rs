@@ -85,8 +85,8 @@ pub struct Detection {
     pub dedup: bool,
     /// The scheme's versioned id.
     pub scheme: &'static str,
-    /// The key's public id (hex).
-    pub key_id: String,
+    /// The key's public id (serialized as 16 hex digits).
+    pub key_id: KeyId,
 }
 
 /// Reusable scratch for [`Detector::detect_with`]: the dedup set and a context buffer. Reusing
@@ -241,7 +241,7 @@ impl Detector {
             gamma,
             dedup: self.dedup,
             scheme: self.config.scheme().id(),
-            key_id: self.key_id.to_string(),
+            key_id: self.key_id,
         }
     }
 
