@@ -86,12 +86,13 @@ impl Watermarker {
     /// prompt and everything generated so far, in order).
     ///
     /// Returns [`BiasOutcome::Skipped`] and leaves the row as it is when `context` is shorter
-    /// than the window, or, with `skip_repeated_windows` (the default), when the current window
-    /// already occurred earlier in `context` (prompt included): re-biasing a repeated context
-    /// reinforces loops and adds nothing the deduplicating detector would count twice. The cost
-    /// is detectability: a repeated window that is followed by a new token is scored as an
-    /// unbiased coin, which dilutes the green fraction in proportion to how often the text
-    /// repeats its windows (nothing for typical text at window 1-2, more for looping output).
+    /// than the window, or, with `skip_repeated_windows` (off by default), when the current
+    /// window already occurred earlier in `context` (prompt included): re-biasing a repeated
+    /// context reinforces loops. The cost is detectability: a repeated window followed by a new
+    /// token is scored by the deduplicating detector as an unbiased coin. At window 1 that is a
+    /// large share of positions once the context is long (30-40% after a 1,500-token prompt at
+    /// ~3 nats/token, taking log10 p from about -25 to -8; see `docs/statistics.md`), which is
+    /// why it is off unless asked for.
     /// `unigram` has no window and is never skipped.
     ///
     /// NaN and infinite logits stay as they are. Errors (row length, a window token out of
@@ -379,7 +380,10 @@ mod tests {
 
     #[test]
     fn repeated_windows_are_skipped_only_when_asked() {
-        let w = wm(Scheme::LeftHash { window: 2 });
+        let plain = wm(Scheme::LeftHash { window: 2 });
+        assert!(!plain.config().skip_repeated_windows());
+        let config = plain.config().to_builder().skip_repeated_windows(true);
+        let w = Watermarker::new(&Key::from_bytes([1; 32]), config.build().unwrap());
         let mut row = vec![0.0; 300];
         assert_eq!(
             w.bias(&mut row, &[1, 2, 3, 1, 2]).unwrap(),
@@ -394,10 +398,8 @@ mod tests {
             w.bias(&mut row, &[1]).unwrap(),
             BiasOutcome::Skipped(SkipReason::NoWindow)
         );
-        let config = w.config().to_builder().skip_repeated_windows(false).build();
-        let w = Watermarker::new(&Key::from_bytes([1; 32]), config.unwrap());
         assert_eq!(
-            w.bias(&mut row, &[1, 2, 3, 1, 2]).unwrap(),
+            plain.bias(&mut row, &[1, 2, 3, 1, 2]).unwrap(),
             BiasOutcome::Biased
         );
     }

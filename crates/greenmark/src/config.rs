@@ -150,7 +150,7 @@ impl Scheme {
 ///
 /// Build one with [`WatermarkConfig::builder`] or read one from JSON (the `serde` feature):
 /// `{"vocab_size": 49152, "gamma": 0.25, "delta": 2.0, "scheme": {"type": "lefthash", "window": 1},
-/// "skip_repeated_windows": true}`.
+/// "skip_repeated_windows": false}`.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(try_from = "ConfigBuilder"))]
@@ -174,7 +174,7 @@ pub struct ConfigBuilder {
     delta: f64,
     #[cfg_attr(feature = "serde", serde(default))]
     scheme: Scheme,
-    #[cfg_attr(feature = "serde", serde(default = "default_true"))]
+    #[cfg_attr(feature = "serde", serde(default))]
     skip_repeated_windows: bool,
 }
 
@@ -190,10 +190,6 @@ fn default_gamma() -> f64 {
 #[cfg(feature = "serde")]
 fn default_delta() -> f64 {
     DEFAULT_DELTA
-}
-#[cfg(feature = "serde")]
-fn default_true() -> bool {
-    true
 }
 
 impl ConfigBuilder {
@@ -216,7 +212,7 @@ impl ConfigBuilder {
     }
 
     /// Whether biasing skips a position whose window already occurred earlier in the same
-    /// context (default on; see [`crate::Watermarker::bias`]).
+    /// context (default off; see [`crate::Watermarker::bias`] for what it costs).
     pub fn skip_repeated_windows(mut self, on: bool) -> Self {
         self.skip_repeated_windows = on;
         self
@@ -229,7 +225,8 @@ impl ConfigBuilder {
         }
         // The threshold must leave both colours possible at 32-bit resolution.
         let threshold = (self.gamma * 4294967296.0).floor();
-        let valid = self.gamma > 0.0 && self.gamma < 1.0 && (1.0..4294967296.0).contains(&threshold);
+        let valid =
+            self.gamma > 0.0 && self.gamma < 1.0 && (1.0..4294967296.0).contains(&threshold);
         if !valid {
             return Err(Error::InvalidGamma(self.gamma));
         }
@@ -264,7 +261,7 @@ impl WatermarkConfig {
             gamma: DEFAULT_GAMMA,
             delta: DEFAULT_DELTA,
             scheme: Scheme::default(),
-            skip_repeated_windows: true,
+            skip_repeated_windows: false,
         }
     }
 

@@ -1,4 +1,4 @@
-//! Measures what `skip_repeated_windows` (on by default) costs in detectability, and what it
+//! Measures what `skip_repeated_windows` (off by default) costs in detectability, and what it
 //! buys against repetition, on synthetic models of decreasing entropy.
 //!
 //! Run: `cargo run --release -p greenmark-examples --bin skip_cost`
