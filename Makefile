@@ -13,6 +13,7 @@ test:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p greenmark --no-default-features --all-targets -- -D warnings
 
 bench:
 	$(CARGO) bench -p greenmark-benches
