@@ -171,10 +171,7 @@ impl Watermarker {
                 let ctx = self.seeder.self_context(window);
                 fill_mask(mask, vocab, |v| mix32(self.seeder.self_seed(ctx, v), v) < t);
             }
-            _ => {
-                let seed = self.seeder.context_seed(window);
-                fill_mask(mask, vocab, |v| mix32(seed, v) < t);
-            }
+            _ => green_words(mask, vocab, self.seeder.context_seed(window), t),
         }
         Ok(outcome)
     }
@@ -314,6 +311,53 @@ fn fill_mask(mask: &mut [u64], vocab: u32, green: impl Fn(u32) -> bool) {
     }
 }
 
+/// The bitset of `v < vocab` with `mix32(seed, v) < threshold`, with the widest vector unit the
+/// CPU has.
+fn green_words(mask: &mut [u64], vocab: u32, seed: u64, threshold: u32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { green_words_avx512(mask, vocab, seed, threshold) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { green_words_avx2(mask, vocab, seed, threshold) };
+        }
+    }
+    green_words_portable(mask, vocab, seed, threshold)
+}
+
+#[inline(always)]
+fn green_words_portable(mask: &mut [u64], vocab: u32, seed: u64, threshold: u32) {
+    for (w, word) in mask.iter_mut().enumerate() {
+        let base = (w as u32) * 64;
+        // A fixed 64-lane body the compiler turns into vector compares.
+        let mut bits = 0u64;
+        for i in 0..64u32 {
+            bits |= u64::from(mix32(seed, base.wrapping_add(i)) < threshold) << i;
+        }
+        let valid = vocab - base;
+        *word = if valid >= 64 {
+            bits
+        } else {
+            bits & ((1u64 << valid) - 1)
+        };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn green_words_avx2(mask: &mut [u64], vocab: u32, seed: u64, threshold: u32) {
+    green_words_portable(mask, vocab, seed, threshold)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn green_words_avx512(mask: &mut [u64], vocab: u32, seed: u64, threshold: u32) {
+    green_words_portable(mask, vocab, seed, threshold)
+}
+
 /// `logits[v] += delta` where `mix32(seed, v) < threshold`, with the widest vector unit the CPU
 /// has.
 fn add_green(logits: &mut [f32], seed: u64, threshold: u32, delta: f32) {
@@ -376,6 +420,21 @@ mod tests {
             a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
             b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn green_words_match_the_definition_on_every_path() {
+        for vocab in [1u32, 63, 64, 65, 1003, 1024] {
+            let words = (vocab as usize).div_ceil(64);
+            let mut expected = vec![0u64; words];
+            fill_mask(&mut expected, vocab, |v| mix32(77, v) < 1 << 30);
+            let mut fast = vec![u64::MAX; words];
+            green_words(&mut fast, vocab, 77, 1 << 30);
+            assert_eq!(fast, expected, "dispatched, V={vocab}");
+            let mut portable = vec![u64::MAX; words];
+            green_words_portable(&mut portable, vocab, 77, 1 << 30);
+            assert_eq!(portable, expected, "portable, V={vocab}");
+        }
     }
 
     #[test]
