@@ -103,6 +103,28 @@ pub enum Error {
         /// The given value.
         given: String,
     },
+    /// A text to detect in is empty or only whitespace.
+    #[error("the text is empty (or only whitespace): there is nothing to detect")]
+    EmptyText,
+    /// Input that should be UTF-8 text is not.
+    #[error(
+        "the input is not UTF-8 text (invalid byte at offset {offset}); pass text, not binary data"
+    )]
+    InvalidUtf8 {
+        /// Byte offset of the first invalid byte.
+        offset: u64,
+    },
+    /// The tokenizer could not be loaded or failed on a text.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// The tokenizer has more tokens than the watermark config's vocabulary.
+    #[error("the tokenizer has {tokenizer} tokens but the watermark config's vocab_size is {vocab_size}: use the tokenizer of the model the key was made for (or a config with its vocab size)")]
+    TokenizerVocab {
+        /// Tokens in the tokenizer, added tokens included.
+        tokenizer: usize,
+        /// The config's vocab size.
+        vocab_size: u32,
+    },
 }
 
 impl Error {

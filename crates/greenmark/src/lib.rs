@@ -46,10 +46,14 @@ mod prf;
 pub mod scheme;
 pub mod stats;
 pub mod synthetic;
+#[cfg(feature = "tokenizers")]
+pub mod text;
 
 pub use bias::{BiasOutcome, SkipReason, Watermarker};
 pub use config::{ConfigBuilder, Scheme, WatermarkConfig};
-pub use detect::{DetectCache, Detection, Detector, SpanDetection, SpanOptions, TokenScore};
+pub use detect::{
+    DetectCache, DetectStream, Detection, Detector, SpanDetection, SpanOptions, TokenScore,
+};
 pub use error::{Error, Result};
 pub use key::{Key, KeyFile, KeyId};
 

@@ -180,16 +180,17 @@ impl Detector {
         tokens: &[u32],
         prompt: &[u32],
     ) -> Result<Detection> {
-        let (scored, green) = self.score(cache, tokens, prompt, |_, _| {})?;
+        let (scored, green) = self.score(cache, tokens, prompt, true, |_, _| {})?;
         Ok(self.summarize(tokens.len(), scored, green))
     }
 
     /// [`Detector::detect`] plus one [`TokenScore`] per token, for visual reports.
     pub fn annotate(&self, tokens: &[u32], prompt: &[u32]) -> Result<(Detection, Vec<TokenScore>)> {
         let mut scores = Vec::with_capacity(tokens.len());
-        let (scored, green) = self.score(&mut DetectCache::new(), tokens, prompt, |_, s| {
-            scores.push(s)
-        })?;
+        let (scored, green) =
+            self.score(&mut DetectCache::new(), tokens, prompt, true, |_, s| {
+                scores.push(s)
+            })?;
         Ok((self.summarize(tokens.len(), scored, green), scores))
     }
 
@@ -245,13 +246,39 @@ impl Detector {
         }
     }
 
+    /// A streaming detection: feed a long text in pieces, get the detection of the whole.
+    ///
+    /// ```
+    /// use greenmark::{Detector, Key, WatermarkConfig};
+    /// let detector = Detector::new(&Key::from_bytes([1; 32]), WatermarkConfig::new(100)?);
+    /// let tokens: Vec<u32> = (0..500).map(|i| (i * 37 % 100) as u32).collect();
+    /// let mut stream = detector.stream();
+    /// for piece in tokens.chunks(64) {
+    ///     stream.feed(piece)?;
+    /// }
+    /// assert_eq!(stream.finish(), detector.detect(&tokens, &[])?);
+    /// # Ok::<(), greenmark::Error>(())
+    /// ```
+    pub fn stream(&self) -> DetectStream<'_> {
+        DetectStream {
+            detector: self,
+            cache: DetectCache::new(),
+            tail: Vec::new(),
+            n_tokens: 0,
+            n_scored: 0,
+            n_green: 0,
+        }
+    }
+
     /// The scoring loop shared by every entry point: calls `sink(i, score)` for each token in
-    /// order and returns `(n_scored, n_green)`.
+    /// order and returns `(n_scored, n_green)`. `fresh` starts a new dedup set; a stream keeps
+    /// its set across calls.
     fn score(
         &self,
         cache: &mut DetectCache,
         tokens: &[u32],
         prompt: &[u32],
+        fresh: bool,
         mut sink: impl FnMut(usize, TokenScore),
     ) -> Result<(u64, u64)> {
         let vocab = self.config.vocab_size();
@@ -280,7 +307,9 @@ impl Detector {
             &cache.context
         };
         let seen = &mut cache.seen;
-        seen.clear();
+        if fresh {
+            seen.clear();
+        }
         if self.dedup {
             seen.reserve(tokens.len());
         }
@@ -316,6 +345,74 @@ impl Detector {
             );
         }
         Ok((scored, green))
+    }
+}
+
+/// A detection fed in pieces ([`Detector::stream`]): windows continue across pieces and one
+/// dedup set covers the whole stream, so the result equals [`Detector::detect`] of the
+/// concatenation. Memory grows with the number of distinct tuples (8 bytes each), not with
+/// the text.
+#[derive(Debug)]
+pub struct DetectStream<'a> {
+    detector: &'a Detector,
+    cache: DetectCache,
+    /// The last `h` tokens fed: the windows of the next piece's first tokens.
+    tail: Vec<u32>,
+    n_tokens: usize,
+    n_scored: u64,
+    n_green: u64,
+}
+
+impl DetectStream<'_> {
+    /// Scores the next piece of the text. A token out of range is an error naming its position
+    /// in the whole stream; the stream is unchanged by a failed call.
+    pub fn feed(&mut self, tokens: &[u32]) -> Result<()> {
+        let tail = std::mem::take(&mut self.tail);
+        let scored = self
+            .detector
+            .score(&mut self.cache, tokens, &tail, false, |_, _| {});
+        let (scored, green) = match scored {
+            Ok(counts) => counts,
+            Err(Error::TokenOutOfRange {
+                position,
+                token,
+                vocab_size,
+                ..
+            }) => {
+                self.tail = tail;
+                return Err(Error::TokenOutOfRange {
+                    position: self.n_tokens + position,
+                    token,
+                    vocab_size,
+                    sequence: "text",
+                });
+            }
+            Err(e) => {
+                self.tail = tail;
+                return Err(e);
+            }
+        };
+        let h = self.detector.config.scheme().context_len();
+        let mut next = tail;
+        next.extend_from_slice(tokens);
+        let drop = next.len().saturating_sub(h);
+        next.drain(..drop);
+        self.tail = next;
+        self.n_tokens += tokens.len();
+        self.n_scored += scored;
+        self.n_green += green;
+        Ok(())
+    }
+
+    /// Tokens fed so far.
+    pub fn n_tokens(&self) -> usize {
+        self.n_tokens
+    }
+
+    /// The detection of everything fed.
+    pub fn finish(self) -> Detection {
+        self.detector
+            .summarize(self.n_tokens, self.n_scored, self.n_green)
     }
 }
 
@@ -382,5 +479,68 @@ mod tests {
             (with.n_scored, with.n_green),
             (joined.n_scored, joined.n_green)
         );
+    }
+
+    /// Any split of a sequence, fed to a stream, gives exactly the detection of the whole, for
+    /// every scheme, with and without dedup.
+    #[test]
+    fn a_stream_equals_the_whole_for_any_split() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        let schemes = [
+            Scheme::LeftHash { window: 1 },
+            Scheme::LeftHash { window: 3 },
+            Scheme::MinHash { window: 4 },
+            Scheme::SumHash { window: 2 },
+            Scheme::SelfHash {
+                window: 3,
+                top_k: 8,
+            },
+            Scheme::Unigram,
+        ];
+        for scheme in schemes {
+            for dedup in [true, false] {
+                let config = WatermarkConfig::builder(50).scheme(scheme).build().unwrap();
+                let d = Detector::new(&Key::from_bytes([4; 32]), config).with_dedup(dedup);
+                for _ in 0..20 {
+                    // A small vocabulary: many repeats, so dedup across pieces matters.
+                    let n = rng.gen_range(0..300);
+                    let tokens: Vec<u32> = (0..n).map(|_| rng.gen_range(0..50)).collect();
+                    let mut stream = d.stream();
+                    let mut rest = &tokens[..];
+                    while !rest.is_empty() {
+                        let k = rng.gen_range(0..=rest.len().min(7));
+                        stream.feed(&rest[..k]).unwrap();
+                        rest = &rest[k..];
+                    }
+                    assert_eq!(
+                        stream.finish(),
+                        d.detect(&tokens, &[]).unwrap(),
+                        "{scheme:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_names_the_position_in_the_whole_stream() {
+        let d = detector(100);
+        let mut stream = d.stream();
+        stream.feed(&[1, 2, 3]).unwrap();
+        let err = stream.feed(&[4, 100]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::TokenOutOfRange {
+                    position: 4,
+                    token: 100,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        stream.feed(&[5]).unwrap();
+        assert_eq!(stream.finish(), d.detect(&[1, 2, 3, 5], &[]).unwrap());
     }
 }
