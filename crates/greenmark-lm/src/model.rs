@@ -113,6 +113,7 @@ impl Lm {
         stop_ids.extend(tokenizer.token_to_id("<|im_end|>"));
         stop_ids.sort_unstable();
         stop_ids.dedup();
+        stop_ids.retain(|&t| t < vocab_size);
         let device = Device::Cpu;
         let weights = ModelWeights::from_gguf(content, &mut reader, &device).map_err(corrupt)?;
         Ok(Lm {
@@ -324,6 +325,13 @@ impl Lm {
             } else {
                 timings.forward += start.elapsed();
                 timings.steps += 1;
+            }
+            if step < options.min_new_tokens {
+                for row in logits.chunks_exact_mut(vocab) {
+                    for &stop in &self.stop_ids {
+                        row[stop as usize] = f32::NEG_INFINITY;
+                    }
+                }
             }
             let start = Instant::now();
             for ((row, request), context) in

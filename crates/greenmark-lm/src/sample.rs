@@ -10,6 +10,8 @@ use crate::error::{LmError, Result};
 pub struct GenerateOptions {
     /// Most new tokens per answer (default 200).
     pub max_new_tokens: usize,
+    /// Fewest new tokens per answer: the stop tokens are masked out until then (default 0).
+    pub min_new_tokens: usize,
     /// Softmax temperature, finite and >= 0; 0 is greedy (default 1).
     pub temperature: f32,
     /// Keep only the `k` most likely tokens (default: all).
@@ -27,6 +29,7 @@ impl Default for GenerateOptions {
     fn default() -> Self {
         GenerateOptions {
             max_new_tokens: 200,
+            min_new_tokens: 0,
             temperature: 1.0,
             top_k: None,
             top_p: None,
@@ -43,6 +46,12 @@ impl GenerateOptions {
             return Err(LmError::InvalidOption(
                 "max_new_tokens must be at least 1".into(),
             ));
+        }
+        if self.min_new_tokens > self.max_new_tokens {
+            return Err(LmError::InvalidOption(format!(
+                "min_new_tokens ({}) must not exceed max_new_tokens ({})",
+                self.min_new_tokens, self.max_new_tokens
+            )));
         }
         if !(self.temperature.is_finite() && self.temperature >= 0.0) {
             return Err(LmError::InvalidOption(format!(
@@ -236,6 +245,14 @@ mod tests {
             (options(1.0, Some(0), None), "top_k"),
             (options(1.0, None, Some(0.0)), "top_p"),
             (options(1.0, None, Some(1.5)), "top_p"),
+            (
+                GenerateOptions {
+                    max_new_tokens: 10,
+                    min_new_tokens: 11,
+                    ..GenerateOptions::default()
+                },
+                "min_new_tokens",
+            ),
             (
                 GenerateOptions {
                     max_new_tokens: 0,

@@ -24,10 +24,14 @@ fn missing_and_corrupt_model_files_say_what_is_wrong() {
     assert!(err.to_string().contains("/nonexistent/model.gguf"), "{err}");
 
     let mut file = tempfile::Builder::new().suffix(".gguf").tempfile().unwrap();
-    file.write_all(b"this is not a GGUF file at all, just some bytes").unwrap();
+    file.write_all(b"this is not a GGUF file at all, just some bytes")
+        .unwrap();
     let err = Lm::load(file.path()).unwrap_err();
     let message = err.to_string();
-    assert!(message.contains(&file.path().display().to_string()), "{message}");
+    assert!(
+        message.contains(&file.path().display().to_string()),
+        "{message}"
+    );
 }
 
 #[test]
@@ -38,19 +42,29 @@ fn generation_checks_its_inputs() {
     let err = lm.generate(&[too_big], &short(0), &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("token id 49152"), "{err}");
 
-    let err = lm.generate(&[Request::new(vec![], None)], &short(0), &mut |_| {}).unwrap_err();
+    let err = lm
+        .generate(&[Request::new(vec![], None)], &short(0), &mut |_| {})
+        .unwrap_err();
     assert!(err.to_string().contains("empty"), "{err}");
 
-    let wrong = Watermarker::new(&Key::from_bytes([1; 32]), WatermarkConfig::new(32000).unwrap());
+    let wrong = Watermarker::new(
+        &Key::from_bytes([1; 32]),
+        WatermarkConfig::new(32000).unwrap(),
+    );
     let request = Request::new(prompt.clone(), Some(&wrong));
     let err = lm.generate(&[request], &short(0), &mut |_| {}).unwrap_err();
-    assert!(err.to_string().contains("32000") && err.to_string().contains("49152"), "{err}");
+    assert!(
+        err.to_string().contains("32000") && err.to_string().contains("49152"),
+        "{err}"
+    );
 
     let long = GenerateOptions {
         max_new_tokens: 5000,
         ..short(0)
     };
-    let err = lm.generate(&[Request::new(prompt, None)], &long, &mut |_| {}).unwrap_err();
+    let err = lm
+        .generate(&[Request::new(prompt, None)], &long, &mut |_| {})
+        .unwrap_err();
     assert!(err.to_string().contains("context"), "{err}");
 }
 
@@ -61,19 +75,34 @@ fn the_same_seed_gives_the_same_answer_in_one_batch() {
     let wm = Watermarker::new(&key, WatermarkConfig::new(lm.vocab_size().into()).unwrap());
     let a = lm.chat_prompt("Name three colours.").unwrap();
     let b = lm.chat_prompt("Name three fruits.").unwrap();
-    assert_eq!(a.len(), b.len(), "the test needs prompts of one length to batch them");
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "the test needs prompts of one length to batch them"
+    );
     let alone = lm
-        .generate(&[Request::new(a.clone(), Some(&wm))], &short(5), &mut |_| {})
+        .generate(
+            &[Request::new(a.clone(), Some(&wm))],
+            &short(5),
+            &mut |_| {},
+        )
         .unwrap()
         .0;
     let again = lm
-        .generate(&[Request::new(a.clone(), Some(&wm))], &short(5), &mut |_| {})
+        .generate(
+            &[Request::new(a.clone(), Some(&wm))],
+            &short(5),
+            &mut |_| {},
+        )
         .unwrap()
         .0;
     assert_eq!(alone, again);
     let requests = [Request::new(a, Some(&wm)), Request::new(b, None)];
     let (pair, timings) = lm.generate(&requests, &short(5), &mut |_| {}).unwrap();
-    assert!(timings.steps <= 11, "one batch of two, not two runs: {timings:?}");
+    assert!(
+        timings.steps <= 11,
+        "one batch of two, not two runs: {timings:?}"
+    );
     let (pair_again, _) = lm.generate(&requests, &short(5), &mut |_| {}).unwrap();
     assert_eq!(pair, pair_again);
     assert_ne!(pair[0].tokens, pair[1].tokens);
