@@ -150,7 +150,7 @@ fn annotations_cover_the_normalized_text() {
 #[test]
 fn bad_text_input_is_a_clear_error() {
     let detector = detector();
-    for empty in ["", "   \n\t "] {
+    for empty in ["", "   \n\t ", "\u{200B}\u{FEFF} \u{00A0}"] {
         assert!(matches!(detector.detect(empty), Err(Error::EmptyText)));
         assert!(matches!(detector.annotate(empty), Err(Error::EmptyText)));
         assert!(matches!(

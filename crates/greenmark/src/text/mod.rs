@@ -131,13 +131,10 @@ impl TextDetector {
             .map_err(|e| Error::Tokenizer(format!("could not tokenize the text: {e}")))
     }
 
-    /// Detects the watermark in `text`. Empty or whitespace-only text is
-    /// [`Error::EmptyText`].
+    /// Detects the watermark in `text`. Text that is empty once normalized (only whitespace
+    /// and invisible characters) is [`Error::EmptyText`].
     pub fn detect(&self, text: &str) -> Result<TextDetection> {
-        if text.trim().is_empty() {
-            return Err(Error::EmptyText);
-        }
-        let normalized = normalize(text);
+        let normalized = normalize_nonempty(text)?;
         let ids = self.encode_normalized(&normalized.text)?;
         Ok(TextDetection {
             detection: self.detector.detect(ids.get_ids(), &[])?,
@@ -147,10 +144,7 @@ impl TextDetector {
 
     /// [`TextDetector::detect`] plus each token's span and score.
     pub fn annotate(&self, text: &str) -> Result<TextAnnotation> {
-        if text.trim().is_empty() {
-            return Err(Error::EmptyText);
-        }
-        let normalized = normalize(text);
+        let normalized = normalize_nonempty(text)?;
         let encoding = self.encode_normalized(&normalized.text)?;
         let (detection, scores) = self.detector.annotate(encoding.get_ids(), &[])?;
         let tokens = encoding
@@ -234,8 +228,8 @@ impl TextDetector {
             let piece = std::str::from_utf8(&buf[..cut]).map_err(|e| Error::InvalidUtf8 {
                 offset: offset + e.valid_up_to() as u64,
             })?;
-            any_text |= !piece.trim().is_empty();
             let normalized = normalize(piece);
+            any_text |= !normalized.text.trim().is_empty();
             normalize::merge(&mut normalizations, &normalized.applied);
             stream.feed(self.encode_normalized(&normalized.text)?.get_ids())?;
             buf.drain(..cut);
@@ -249,6 +243,16 @@ impl TextDetector {
             normalizations,
         })
     }
+}
+
+/// [`normalize`], refusing a text that is empty once normalized (only whitespace and
+/// invisible characters).
+fn normalize_nonempty(text: &str) -> Result<Normalized> {
+    let normalized = normalize(text);
+    if normalized.text.trim().is_empty() {
+        return Err(Error::EmptyText);
+    }
+    Ok(normalized)
 }
 
 fn is_space(b: u8) -> bool {
