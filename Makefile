@@ -4,7 +4,7 @@ CARGO ?= cargo
 .PHONY: demo test lint bench
 
 demo:
-	$(CARGO) run --release -p greenmark-examples
+	$(CARGO) run --release -p greenmark-cli -- demo
 
 # Release mode: the calibration and power tests score tens of millions of tokens.
 test:

@@ -1,0 +1,114 @@
+//! `greenmark generate`: one answer from a model, watermarked with a key file's key.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use greenmark::{WatermarkConfig, Watermarker};
+use greenmark_lm::{GenerateOptions, Request};
+
+use super::{load_key_file, load_model};
+use crate::progress;
+
+/// Arguments of `greenmark generate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The key file (from `greenmark keygen`); not needed with --no-watermark.
+    #[arg(long, value_name = "FILE", required_unless_present = "no_watermark")]
+    key_file: Option<PathBuf>,
+    /// The user's message (sent through the model's chat template).
+    #[arg(long)]
+    prompt: String,
+    /// Most new tokens.
+    #[arg(long, default_value_t = 200)]
+    max_new_tokens: usize,
+    /// Sampling temperature (0 is greedy).
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    /// Sample only from the k most likely tokens.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Sample only from the most likely tokens whose probability reaches p.
+    #[arg(long)]
+    top_p: Option<f32>,
+    /// Sampler seed, for reproducible answers [default: random].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// A llama-architecture GGUF model [default: the embedded SmolLM2-135M-Instruct, fetched on
+    /// first use].
+    #[arg(long, value_name = "FILE.gguf")]
+    model: Option<PathBuf>,
+    /// Generate without the watermark (for comparison).
+    #[arg(long)]
+    no_watermark: bool,
+}
+
+/// Runs `greenmark generate`.
+pub fn run(args: Args) -> Result<()> {
+    let key_file = match &args.key_file {
+        Some(path) if !args.no_watermark => Some((load_key_file(path)?, path.clone())),
+        _ => None,
+    };
+    let (path, mut lm) = load_model(args.model.as_ref())?;
+    let watermarker = match &key_file {
+        None => None,
+        Some((key_file, key_path)) => {
+            let config = match &key_file.config {
+                Some(config) => config.clone(),
+                None => WatermarkConfig::new(u64::from(lm.vocab_size()))?,
+            };
+            if config.vocab_size() != lm.vocab_size() {
+                bail!(
+                    "key file {} is for a vocabulary of {} tokens but the model {} has {}: use \
+                     a key made for this model (`greenmark keygen --vocab-size {}`)",
+                    key_path.display(),
+                    config.vocab_size(),
+                    path.display(),
+                    lm.vocab_size(),
+                    lm.vocab_size()
+                );
+            }
+            Some(Watermarker::new(&key_file.key, config))
+        }
+    };
+    let options = GenerateOptions {
+        max_new_tokens: args.max_new_tokens,
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        seed: args.seed.unwrap_or_else(rand::random),
+        ..GenerateOptions::default()
+    };
+    let prompt = lm.chat_prompt(&args.prompt)?;
+    let bar = progress::bar(args.max_new_tokens as u64, "generating", "tokens");
+    let request = Request::new(prompt, watermarker.as_ref());
+    let (answers, _timings) = lm.generate(&[request], &options, &mut |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    let answer = answers.into_iter().next().expect("one answer per prompt");
+    println!("{}", answer.text);
+    eprintln!(
+        "{} tokens{}, seed {}, {}",
+        answer.tokens.len(),
+        if answer.stopped {
+            ""
+        } else {
+            " (stopped at --max-new-tokens)"
+        },
+        options.seed,
+        match &watermarker {
+            Some(wm) => format!(
+                "watermarked with key {} ({})",
+                wm_key_id(&key_file),
+                wm.config().scheme().id()
+            ),
+            None => "no watermark".to_string(),
+        }
+    );
+    Ok(())
+}
+
+fn wm_key_id(key_file: &Option<(greenmark::KeyFile, PathBuf)>) -> String {
+    key_file
+        .as_ref()
+        .map(|(k, _)| k.key.id().to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,151 @@
+//! The subcommands, and what they share: key files, tokenizers, configs.
+
+pub mod demo;
+pub mod detect;
+pub mod generate;
+pub mod keygen;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use greenmark::{KeyFile, WatermarkConfig};
+use tokenizers::Tokenizer;
+
+use crate::progress::FetchProgress;
+
+/// Where the tokenizer comes from: a tokenizer.json, a GGUF model, or the default model.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenizerArgs {
+    /// A Hugging Face tokenizer.json (or a .gguf) to tokenize with.
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
+    pub tokenizer: Option<PathBuf>,
+    /// Tokenize with the tokenizer embedded in this GGUF model file.
+    #[arg(long, value_name = "FILE.gguf")]
+    pub model: Option<PathBuf>,
+}
+
+impl TokenizerArgs {
+    /// Loads the tokenizer, fetching the default model when neither option is given.
+    pub fn load(&self) -> Result<(Tokenizer, String)> {
+        let path = match (&self.tokenizer, &self.model) {
+            (Some(path), _) | (None, Some(path)) => path.clone(),
+            (None, None) => default_model_path()?,
+        };
+        if !path.is_file() {
+            bail!(
+                "tokenizer file {} does not exist: give a tokenizer.json or .gguf file that \
+                 exists, or leave out --tokenizer/--model to use the default model",
+                path.display()
+            );
+        }
+        let tokenizer = greenmark_lm::tokenizer::load_tokenizer(&path)
+            .with_context(|| format!("cannot load a tokenizer from {}", path.display()))?;
+        Ok((tokenizer, path.display().to_string()))
+    }
+}
+
+/// The default model's path, fetching it (with progress on stderr) on first use.
+pub fn default_model_path() -> Result<PathBuf> {
+    let mut progress = FetchProgress::new();
+    let path = greenmark_lm::default_model(&mut |event| progress.event(event))?;
+    Ok(path)
+}
+
+/// Loads the model at `path`, or the default one (fetched on first use), with a spinner.
+pub fn load_model(path: Option<&PathBuf>) -> Result<(PathBuf, greenmark_lm::Lm)> {
+    let path = match path {
+        Some(path) => path.clone(),
+        None => default_model_path()?,
+    };
+    let spinner = crate::progress::spinner("loading the model");
+    let lm = greenmark_lm::Lm::load(&path)?;
+    spinner.finish_and_clear();
+    Ok((path, lm))
+}
+
+/// Reads a key file, with messages that say how to get a good one.
+pub fn load_key_file(path: &Path) -> Result<KeyFile> {
+    if !path.exists() {
+        bail!(
+            "key file {} does not exist: create one with `greenmark keygen --out {}`",
+            path.display(),
+            path.display()
+        );
+    }
+    KeyFile::load(path).with_context(|| {
+        format!(
+            "cannot use key file {}: make one with `greenmark keygen --out FILE`",
+            path.display()
+        )
+    })
+}
+
+/// The config to detect with: the key file's, checked against the tokenizer's vocabulary, or
+/// the defaults for the tokenizer's vocabulary when the key file carries none.
+pub fn detection_config(
+    key_file: &KeyFile,
+    key_path: &Path,
+    tokenizer_vocab: u32,
+    tokenizer_source: &str,
+) -> Result<WatermarkConfig> {
+    match &key_file.config {
+        Some(config) => {
+            if tokenizer_vocab > config.vocab_size() {
+                bail!(
+                    "the tokenizer {tokenizer_source} has {tokenizer_vocab} tokens but key file \
+                     {} is for a vocabulary of {}: use the tokenizer of the model the key was \
+                     made for, or make a key for this one with `greenmark keygen --vocab-size \
+                     {tokenizer_vocab}`",
+                    key_path.display(),
+                    config.vocab_size()
+                );
+            }
+            Ok(config.clone())
+        }
+        None => {
+            eprintln!(
+                "note: key file {} carries no config; using the defaults (gamma 0.25, delta 2, \
+                 lefthash) for the tokenizer's {tokenizer_vocab} tokens",
+                key_path.display()
+            );
+            Ok(WatermarkConfig::new(u64::from(tokenizer_vocab))?)
+        }
+    }
+}
+
+/// A threshold p-value from the command line: strictly between 0 and 1.
+pub fn parse_threshold(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number; give a p-value such as 1e-6"))?;
+    if !(value > 0.0 && value < 1.0) {
+        return Err(format!(
+            "the threshold must be strictly between 0 and 1 (e.g. 1e-6), got {text}"
+        ));
+    }
+    Ok(value)
+}
+
+/// Describes the normalizations applied as `what (count), ...`, or `none`.
+pub fn describe_normalizations(applied: &[greenmark::text::Applied]) -> String {
+    let parts: Vec<String> = applied
+        .iter()
+        .filter(|a| a.count > 0)
+        .map(|a| format!("{} ({})", a.what, a.count))
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The normalizations applied as JSON: `[{"what": ..., "count": ...}]`.
+pub fn normalizations_json(applied: &[greenmark::text::Applied]) -> serde_json::Value {
+    applied
+        .iter()
+        .filter(|a| a.count > 0)
+        .map(|a| serde_json::json!({"what": a.what.to_string(), "count": a.count}))
+        .collect()
+}

@@ -1,0 +1,73 @@
+//! `greenmark`: watermark language-model output and detect it.
+//!
+//! Exit codes: 0 the command ran (for `detect`: and found no watermark, unless `--exit-code`
+//! is given and it found one: 10), 1 an error (one line on stderr saying what to fix), 2 a
+//! usage error (from clap).
+
+mod cmd;
+mod progress;
+mod report;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status of `detect --exit-code` when a watermark is detected.
+const EXIT_DETECTED: u8 = 10;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0   the command ran (detect: no watermark at the threshold, or --exit-code not given)
+  1   error (the message on stderr says what to fix)
+  2   usage error (bad or missing arguments)
+  10  detect --exit-code: a watermark was detected (with --jsonl: in at least one line)";
+
+/// Watermark language-model output with a secret key, and detect it in text with an exact
+/// p-value.
+///
+/// Start with `greenmark demo`: it fetches a small model (98 MB, once), generates watermarked
+/// and plain answers, detects them and writes an HTML report.
+#[derive(Debug, Parser)]
+#[command(name = "greenmark", version, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole job on the embedded model: generate watermarked and plain answers, detect
+    /// them, print a table and write an HTML report.
+    Demo(cmd::demo::Args),
+    /// Make a new secret key and write it, with its watermark config, to a key file.
+    Keygen(cmd::keygen::Args),
+    /// Generate an answer to a prompt, watermarked with a key file's key.
+    Generate(cmd::generate::Args),
+    /// Detect the watermark in a text (plain text, streamed, or JSON Lines).
+    #[command(after_help = EXIT_CODES)]
+    Detect(cmd::detect::Args),
+    /// Write an HTML report showing each token's colour and the running z-score.
+    Report(cmd::report::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => cmd::demo::run(args).map(|()| false),
+        Command::Keygen(args) => cmd::keygen::run(args).map(|()| false),
+        Command::Generate(args) => cmd::generate::run(args).map(|()| false),
+        Command::Detect(args) => cmd::detect::run(args),
+        Command::Report(args) => cmd::report::run(args).map(|()| false),
+    };
+    match result {
+        Ok(false) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::from(EXIT_DETECTED),
+        Err(error) => {
+            // One line: the context chain joined by ": ", inner line breaks folded.
+            let message = format!("{error:#}").replace(['\n', '\r'], " ");
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
