@@ -171,9 +171,11 @@ impl TextDetector {
     /// [`CHUNK_BYTES`], with memory bounded by the piece size and the dedup set (8 bytes per
     /// distinct tuple), whatever the input's size.
     ///
-    /// Pieces are cut where byte-level BPE tokenizers never join tokens: right after a single
-    /// line break between non-space characters, else right before a space that
-    /// follows a non-space character, so the ids equal those of the whole text (tested).
+    /// Pieces are cut where byte-level BPE tokenizers (GPT-2 and Llama 3 style splits) never
+    /// join tokens: right after a single line break between two characters that are not
+    /// whitespace and that normalization keeps, else right before a space that follows such a
+    /// character, so the ids equal those of the whole text (tested, also next to no-break and
+    /// zero-width spaces).
     /// A piece with neither within 1 MiB is cut at a character boundary, which can change
     /// the one or two tokens around the cut. Invalid UTF-8 is [`Error::InvalidUtf8`] with
     /// the byte offset; an empty or whitespace-only input is [`Error::EmptyText`].
@@ -255,22 +257,41 @@ fn normalize_nonempty(text: &str) -> Result<Normalized> {
     Ok(normalized)
 }
 
-fn is_space(b: u8) -> bool {
-    b.is_ascii_whitespace()
+/// A character that is not whitespace and that normalization keeps as it is: a piece may end
+/// or start next to it without changing how the text around the cut is split.
+fn plain(c: Option<char>) -> bool {
+    c.is_some_and(|c| !c.is_whitespace() && !normalize::is_changed(c))
+}
+
+/// The character that starts at byte `i` of `buf` (`None` if not valid UTF-8 there).
+fn char_at(buf: &[u8], i: usize) -> Option<char> {
+    let end = buf.len().min(i + 4);
+    (i + 1..=end).find_map(|j| std::str::from_utf8(&buf[i..j]).ok()?.chars().next())
+}
+
+/// The character that ends right before byte `i` of `buf`.
+fn char_before(buf: &[u8], i: usize) -> Option<char> {
+    (i.saturating_sub(4)..i)
+        .rev()
+        .find_map(|j| std::str::from_utf8(&buf[j..i]).ok()?.chars().next())
 }
 
 /// The last position where a byte-level BPE tokenization of `buf` splits anyway: after a
-/// single `\n` between non-space bytes, else before `' '` preceded by a non-space byte. (A
-/// run of line breaks at the end of a piece would become one token, `"\n\n"`, where the
-/// whole text has two.) The bytes are ASCII, so the cut is on a character boundary.
+/// single `\n` between [`plain`] characters, else before a `' '` that follows a plain
+/// character. (A run of line breaks at the end of a piece would become one token, `"\n\n"`,
+/// where the whole text has two; a no-break space before a line break becomes a space, and
+/// `" \n"` at the end of a piece is one pre-token where the whole text has two. Hence plain:
+/// not whitespace, and unchanged by [`normalize`].) The cut bytes are ASCII, so the cut is on
+/// a character boundary, and normalizing the two pieces gives the two halves of the whole
+/// text normalized.
 fn safe_cut(buf: &[u8]) -> Option<usize> {
     let after_newline = (2..buf.len())
         .rev()
-        .find(|&p| buf[p - 1] == b'\n' && !is_space(buf[p]) && !is_space(buf[p - 2]));
+        .find(|&p| buf[p - 1] == b'\n' && plain(char_at(buf, p)) && plain(char_before(buf, p - 1)));
     after_newline.or_else(|| {
         (1..buf.len())
             .rev()
-            .find(|&p| buf[p] == b' ' && !is_space(buf[p - 1]))
+            .find(|&p| buf[p] == b' ' && plain(char_before(buf, p)))
     })
 }
 
@@ -299,8 +320,42 @@ mod tests {
         assert_eq!(safe_cut(b"one two  three"), Some(7));
         assert_eq!(safe_cut(b"nospace"), None);
         assert_eq!(safe_cut(b"\n\n\n"), None);
+        // Not next to characters that normalization removes or folds to a space.
+        assert_eq!(safe_cut("x\u{00A0}\ny".as_bytes()), None);
+        assert_eq!(safe_cut("x\n\u{200B}y".as_bytes()), None);
+        assert_eq!(safe_cut("x\u{200B} y".as_bytes()), None);
+        assert_eq!(safe_cut("é\nü".as_bytes()), Some(3));
         let s = "aé€😀".as_bytes();
         let c = char_cut(s);
         assert!(std::str::from_utf8(&s[..c]).is_ok() && c > 0);
+    }
+
+    fn detector() -> TextDetector {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/smollm2-tokenizer.json"
+        );
+        let config = WatermarkConfig::new(49152).unwrap();
+        TextDetector::from_file(path.as_ref(), &Key::from_bytes([3; 32]), config).unwrap()
+    }
+
+    /// Seams next to characters that normalization removes or folds: the pieces must still
+    /// tokenize as the whole text does.
+    #[test]
+    fn seams_next_to_invisible_or_odd_spaces_keep_the_ids() {
+        let d = detector();
+        for seam in [
+            "x\u{00A0}\ny",
+            "x \u{200B}\ny",
+            "x\n\u{200B}\n\n y",
+            "x\u{3000}\n1",
+        ] {
+            let text = format!("{}{seam} tail", "word ".repeat(40));
+            let whole = d.detect(&text).unwrap();
+            for chunk in [8, 16, 64, 203, 205, 207] {
+                let streamed = d.detect_reader_in(text.as_bytes(), chunk).unwrap();
+                assert_eq!(streamed, whole, "{seam:?} in pieces of {chunk}");
+            }
+        }
     }
 }

@@ -48,6 +48,12 @@ fn is_odd_space(c: char) -> bool {
     )
 }
 
+/// Whether [`normalize`] removes or replaces `c` by itself (NFC aside, which acts on
+/// sequences).
+pub(crate) fn is_changed(c: char) -> bool {
+    is_invisible(c) || is_odd_space(c)
+}
+
 /// Removes invisible characters, folds odd spaces to `' '`, then applies NFC (in that order:
 /// a removed character between a letter and its combining accent no longer blocks
 /// composition). Newlines and tabs are kept.
