@@ -1,0 +1,53 @@
+"""greenmark: keyed green-list (KGW) watermarking for language-model output.
+
+Bias logits while sampling with a :class:`Watermarker` (in place on float32 numpy arrays, or
+through :class:`greenmark.transformers.WatermarkLogitsProcessor` inside ``model.generate``);
+prove where a text came from with a :class:`Detector` (token ids) or :class:`TextDetector`
+(raw text), which report an exact binomial p-value in log space.
+
+The work is done by the Rust core (``greenmark._greenmark``); every call that does real work
+releases the GIL, so threads run in parallel.
+
+>>> import numpy as np
+>>> import greenmark
+>>> key = greenmark.Key.from_hex("ab" * 32)
+>>> config = greenmark.WatermarkConfig(1000, gamma=0.25, delta=2.0)
+>>> logits = np.zeros(1000, dtype=np.float32)
+>>> greenmark.Watermarker(key, config).bias(logits, np.array([5, 17, 42]))
+>>> 150 < int((logits == 2.0).sum()) < 350
+True
+>>> greenmark.Detector(key, config).detect([1, 2, 3, 4]).n_scored
+3
+"""
+
+from greenmark._greenmark import (
+    ConfigError,
+    Detection,
+    Detector,
+    GreenmarkError,
+    InvalidKeyError,
+    Key,
+    ShapeError,
+    TextDetector,
+    TextError,
+    TokenError,
+    WatermarkConfig,
+    Watermarker,
+    __version__,
+)
+
+__all__ = [
+    "ConfigError",
+    "Detection",
+    "Detector",
+    "GreenmarkError",
+    "InvalidKeyError",
+    "Key",
+    "ShapeError",
+    "TextDetector",
+    "TextError",
+    "TokenError",
+    "WatermarkConfig",
+    "Watermarker",
+    "__version__",
+]

@@ -1,0 +1,115 @@
+//! Python exceptions (created once) and the one helper every call goes through.
+
+use greenmark::Error;
+use pyo3::exceptions::{
+    PyFileExistsError, PyFileNotFoundError, PyOSError, PyPermissionError, PyTypeError, PyValueError,
+};
+use pyo3::marker::Ungil;
+use pyo3::prelude::*;
+
+pyo3::create_exception!(
+    greenmark,
+    GreenmarkError,
+    PyValueError,
+    "Base class of greenmark's errors (a ValueError)."
+);
+pyo3::create_exception!(
+    greenmark,
+    ConfigError,
+    GreenmarkError,
+    "A watermark config value is out of range, malformed, or disagrees with a key file's."
+);
+pyo3::create_exception!(
+    greenmark,
+    ShapeError,
+    GreenmarkError,
+    "An array has the wrong shape, layout or length for the watermark's vocabulary."
+);
+pyo3::create_exception!(
+    greenmark,
+    TokenError,
+    GreenmarkError,
+    "A token id is negative or not below the vocabulary size."
+);
+pyo3::create_exception!(
+    greenmark,
+    InvalidKeyError,
+    GreenmarkError,
+    "A key or key file is malformed (messages never repeat the secret)."
+);
+pyo3::create_exception!(
+    greenmark,
+    TextError,
+    GreenmarkError,
+    "A text is empty or not UTF-8, or the tokenizer failed or does not fit the config."
+);
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("GreenmarkError", py.get_type::<GreenmarkError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("ShapeError", py.get_type::<ShapeError>())?;
+    m.add("TokenError", py.get_type::<TokenError>())?;
+    m.add("InvalidKeyError", py.get_type::<InvalidKeyError>())?;
+    m.add("TextError", py.get_type::<TextError>())?;
+    Ok(())
+}
+
+/// The Python exception for a greenmark error, with the core's message.
+pub(crate) fn to_py(err: Error) -> PyErr {
+    let msg = err.to_string();
+    match &err {
+        Error::InvalidGamma(_)
+        | Error::InvalidDelta(_)
+        | Error::InvalidVocabSize(_)
+        | Error::InvalidScheme { .. }
+        | Error::InvalidOption(_)
+        | Error::ConfigMismatch { .. } => ConfigError::new_err(msg),
+        Error::Parse { what, .. } if *what == "config JSON" => ConfigError::new_err(msg),
+        Error::Parse { .. } | Error::InvalidKey(_) => InvalidKeyError::new_err(msg),
+        Error::RowLength { .. } | Error::BatchShape(_) | Error::MaskLength { .. } => {
+            ShapeError::new_err(msg)
+        }
+        Error::TokenOutOfRange { .. } => TokenError::new_err(msg),
+        Error::EmptyText
+        | Error::InvalidUtf8 { .. }
+        | Error::Tokenizer(_)
+        | Error::TokenizerVocab { .. } => TextError::new_err(msg),
+        Error::Io { source, .. } => match source.kind() {
+            std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
+            std::io::ErrorKind::AlreadyExists => PyFileExistsError::new_err(msg),
+            std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
+            _ => PyOSError::new_err(msg),
+        },
+        Error::Rng(_) => PyOSError::new_err(msg),
+        _ => GreenmarkError::new_err(msg),
+    }
+}
+
+/// A `TypeError` naming what was expected and the type that was given.
+pub(crate) fn type_error(what: &str, expected: &str, got: &Bound<'_, PyAny>) -> PyErr {
+    let got = got
+        .get_type()
+        .qualname()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into());
+    PyTypeError::new_err(format!("{what} must be {expected}, got {got}"))
+}
+
+/// Runs greenmark work with the GIL released and converts its error (polars' `EnterPolarsExt`).
+pub(crate) trait EnterGreenmark {
+    /// `f()` without the GIL; a `greenmark::Error` becomes the matching Python exception.
+    fn enter<T: Ungil + Send, F: Ungil + FnOnce() -> greenmark::Result<T>>(
+        self,
+        f: F,
+    ) -> PyResult<T>;
+}
+
+impl EnterGreenmark for Python<'_> {
+    fn enter<T: Ungil + Send, F: Ungil + FnOnce() -> greenmark::Result<T>>(
+        self,
+        f: F,
+    ) -> PyResult<T> {
+        self.detach(f).map_err(to_py)
+    }
+}

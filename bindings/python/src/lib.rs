@@ -1,0 +1,27 @@
+//! The `greenmark._greenmark` extension module: conversions between Python and the greenmark
+//! core, nothing more. Every call that does real work releases the GIL through
+//! [`errors::EnterGreenmark::enter`], which also maps `greenmark::Error` to the Python
+//! exception of its kind.
+#![deny(missing_docs)]
+
+mod arrays;
+mod config;
+mod detect;
+mod errors;
+mod key;
+mod watermark;
+
+use pyo3::prelude::*;
+
+/// The native core of the `greenmark` package; import `greenmark` instead.
+#[pymodule]
+fn _greenmark(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<key::PyKey>()?;
+    m.add_class::<config::PyConfig>()?;
+    m.add_class::<watermark::PyWatermarker>()?;
+    m.add_class::<detect::PyDetection>()?;
+    m.add_class::<detect::PyDetector>()?;
+    m.add_class::<detect::PyTextDetector>()?;
+    errors::register(m)
+}
