@@ -24,12 +24,24 @@ bench:
 	$(CARGO) bench -p greenmark-benches
 
 # The Python package: build the wheel with maturin, install it into this Python, run pytest
-# (includes an end-to-end run of the embedded SmolLM2 GGUF through transformers).
+# (includes end-to-end runs of the embedded SmolLM2 GGUF through transformers and llama.cpp).
+# llama-cpp-python builds from source: 443 s on 2 cores the first time (measured), then pip
+# reuses the wheel it cached. vLLM's interface classes, for the vLLM adapter's tests: vllm pins
+# another torch, so it goes --no-deps into its own directory (VLLM_SITE, put on sys.path by
+# tests/test_vllm.py) with the few light modules its import needs (35 s from pip's cache,
+# measured); the machine's torch and transformers stay as they are.
 PYTHON ?= python3
+VLLM_SITE ?= target/vllm-site
 .PHONY: test-python
 test-python:
 	$(PYTHON) -m pip install -q maturin pytest numpy scipy mpmath torch transformers gguf accelerate
+	$(PYTHON) -m pip install -q llama-cpp-python
+	test -d $(VLLM_SITE)/vllm || $(PYTHON) -m pip install -q --no-deps --target $(VLLM_SITE) \
+	  vllm==0.33.0 msgspec==0.22.0 cbor2==6.3.0 pyzmq==27.3.0 aiohttp==3.14.5 multidict==7.2.1 \
+	  yarl==1.25.1 propcache==0.5.4 aiohappyeyeballs==2.7.1 aiosignal==1.4.0 frozenlist==1.8.0 \
+	  openai-harmony==0.0.8 openai==3.57.0 pillow==13.0.0 pybase64==1.5.1 cachetools==8.0.2 \
+	  uvloop==0.23.0 py-cpuinfo==9.0.0
 	rm -f target/wheels/greenmark-*.whl
 	$(PYTHON) -m maturin build --release -m bindings/python/Cargo.toml
 	$(PYTHON) -m pip install -q --force-reinstall --no-deps target/wheels/greenmark-*.whl
-	cd bindings/python && $(PYTHON) -m pytest -q tests
+	cd bindings/python && GREENMARK_VLLM_SITE=$(abspath $(VLLM_SITE)) $(PYTHON) -m pytest -q tests

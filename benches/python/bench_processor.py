@@ -5,11 +5,13 @@
    context width 1) on float32 scores of shape (B, V), for V in 49152 and 128256 and B in
    1, 8, 32, both called through a LogitsProcessorList as `generate` calls them (greenmark is
    also timed called directly, which leaves out the list's per-call overhead). A floor (`scores.add_(0.0)`: one pass over the same memory) is printed beside them.
-2. Detection: greenmark.Detector.detect_batch vs transformers.WatermarkDetector on texts of
-   200 tokens (transformers' detector draws a randperm(V) per token, so it runs on a subset and
+2. greenmark.llama_cpp.WatermarkLogitsProcessor on llama-cpp-python's strided scores view and on a
+   contiguous float32 row (V=49152).
+3. Detection: greenmark.Detector.detect_batch vs transformers.WatermarkDetector on texts of
+   200 tokens: greenmark on 1,000 texts (transformers' detector draws a randperm(V) per token, so it runs on a subset and
    its per-text time is extrapolated; the number of texts each ran on is printed).
 
-Run: python3 benches/python/bench_processor.py [--quick]
+Run: python3 benches/python/bench_processor.py [--quick] [--torch-threads N]
 """
 
 from __future__ import annotations
@@ -66,6 +68,27 @@ def bench_processors(quick: bool) -> None:
     print()
 
 
+def bench_llama_cpp(quick: bool) -> None:
+    """greenmark.llama_cpp's processor on the arrays llama-cpp-python hands it (V=49152)."""
+    from greenmark.llama_cpp import WatermarkLogitsProcessor as LlamaProcessor
+
+    min_time = 0.2 if quick else 1.0
+    vocab = 49152
+    proc = LlamaProcessor(KEY, greenmark.WatermarkConfig(vocab, gamma=0.25, delta=2.0))
+    ids = np.random.default_rng(0).integers(0, vocab, 64).astype(np.intc)
+    layout = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
+    data = np.zeros(vocab, dtype=layout)  # llama_token_data, as llama-cpp-python views it
+    contiguous = np.random.default_rng(1).standard_normal(vocab).astype(np.float32)
+    strided = per_call(lambda: proc(ids, data["logit"]), min_time)
+    flat = per_call(lambda: proc(ids, contiguous), min_time)
+    floor = per_call(lambda: np.add(contiguous, 0.0, out=contiguous), min_time)
+    print(f"## llama-cpp-python processor, V={vocab} (direct call)\n")
+    print("| scores layout | floor add(0) | greenmark |")
+    print("|---|---:|---:|")
+    print(f"| float32 contiguous (in place) | {floor*1e6:.0f} us | {flat*1e6:.0f} us |")
+    print(f"| llama_token_data.logit, stride 12 B (gather, bias, scatter) | | {strided*1e6:.0f} us |\n")
+
+
 def bench_detectors(quick: bool) -> None:
     vocab, length = 49152, 200
     n_ours = 200 if quick else 1000
@@ -93,9 +116,19 @@ def bench_detectors(quick: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter timings, fewer texts")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's own); 1 keeps torch's spinning thread pool "
+        "from swamping the figures on a machine busy with other work",
+    )
     args = parser.parse_args()
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     torch.set_grad_enabled(False)
     bench_processors(args.quick)
+    bench_llama_cpp(args.quick)
     bench_detectors(args.quick)
 
 

@@ -1,13 +1,13 @@
 //! numpy conversions: token ids in (any integer array, list or CPU tensor), float32 logits
 //! borrowed in place (never copied), uint64 masks and int8 annotations out.
 
+use numpy::ndarray::{Axis, Slice};
 use numpy::{
     dtype, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadwriteArrayDyn, PyUntypedArray,
     PyUntypedArrayMethods,
 };
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PySlice;
 
 use crate::errors::{type_error, ShapeError, TokenError};
 
@@ -31,14 +31,24 @@ impl Ids {
 
 /// Reads token ids of 1 or 2 dimensions (as `ndims` allows) from any integer array-like.
 /// With `tail = Some(h)` only the last `h` ids of each row are read: biasing needs no more.
+///
+/// Performance note: int64 (torch's `long`) and int32 (llama.cpp's `intc`) numpy arrays are read
+/// in place through their strides, with no Python call at all; this path runs once per
+/// generation step, where each Python call (`asarray`, slicing, `astype`) cost about 1 us
+/// against a 5 us bias of a 49152-wide row (measured). Other inputs are converted by numpy.
 pub(crate) fn ids(
     obj: &Bound<'_, PyAny>,
     name: &str,
     ndims: &[usize],
     tail: Option<usize>,
 ) -> PyResult<Ids> {
-    let py = obj.py();
-    let np = py.import("numpy")?;
+    if let Ok(array) = obj.cast::<PyArrayDyn<i64>>() {
+        return typed_ids(array, name, ndims, tail);
+    }
+    if let Ok(array) = obj.cast::<PyArrayDyn<i32>>() {
+        return typed_ids(array, name, ndims, tail);
+    }
+    let np = obj.py().import("numpy")?;
     let array = np.call_method1("asarray", (obj,)).map_err(|_| {
         type_error(
             name,
@@ -54,39 +64,51 @@ pub(crate) fn ids(
             untyped.dtype()
         )));
     }
-    let ndim = untyped.ndim();
-    if !ndims.contains(&ndim) {
-        let want = if ndims == [1] {
-            "(T,)"
-        } else {
-            "(T,) or (B, T)"
-        };
-        return Err(ShapeError::new_err(format!(
-            "{name} must have shape {want}, got {ndim} dimensions {:?}",
-            untyped.shape()
-        )));
+    if kind == b'u' && untyped.dtype().itemsize() == 8 {
+        return typed_ids(array.cast::<PyArrayDyn<u64>>()?, name, ndims, tail);
     }
-    let shape = untyped.shape().to_vec();
-    let (rows, full) = if ndim == 1 {
-        (1, shape[0])
+    let array = array.call_method1("astype", ("int64",))?;
+    typed_ids(array.cast::<PyArrayDyn<i64>>()?, name, ndims, tail)
+}
+
+fn shape_error(name: &str, ndims: &[usize], shape: &[usize]) -> PyErr {
+    let want = if ndims == [1] {
+        "(T,)"
     } else {
-        (shape[0], shape[1])
+        "(T,) or (B, T)"
     };
-    let mut array = array.clone();
-    if let Some(h) = tail {
-        if full > h {
-            let start = (full - h) as isize;
-            let slice = PySlice::new(py, start, full as isize, 1);
-            array = if ndim == 1 {
-                array.get_item(slice)?
-            } else {
-                array.get_item((PySlice::full(py), slice))?
-            };
-        }
+    ShapeError::new_err(format!(
+        "{name} must have shape {want}, got {} dimensions {shape:?}",
+        shape.len()
+    ))
+}
+
+/// Reads ids from a typed array in place (any strides), keeping the last `tail` of each row.
+fn typed_ids<T>(
+    array: &Bound<'_, PyArrayDyn<T>>,
+    name: &str,
+    ndims: &[usize],
+    tail: Option<usize>,
+) -> PyResult<Ids>
+where
+    T: numpy::Element + Copy + std::fmt::Display,
+    u32: TryFrom<T>,
+{
+    let ndim = array.ndim();
+    if !ndims.contains(&ndim) {
+        return Err(shape_error(name, ndims, array.shape()));
     }
+    let readonly = array.try_readonly().map_err(|e| {
+        ShapeError::new_err(format!(
+            "{name} cannot be read while it is borrowed for writing ({e}): pass a copy"
+        ))
+    })?;
+    let view = readonly.as_array();
+    let full = view.shape()[ndim - 1];
+    let rows = if ndim == 1 { 1 } else { view.shape()[0] };
     let cols = tail.map_or(full, |h| full.min(h));
-    let mut data = Vec::with_capacity(rows * cols);
-    let bad = |i: usize, v: &dyn std::fmt::Display| {
+    let view = view.slice_axis(Axis(ndim - 1), Slice::from(full - cols..));
+    let bad = |i: usize, v: T| {
         let (r, c) = (i / cols.max(1), i % cols.max(1) + (full - cols));
         let at = if ndim == 1 {
             format!("position {c}")
@@ -97,17 +119,9 @@ pub(crate) fn ids(
             "{name} holds {v} at {at}: token ids must be between 0 and 2**32 - 1"
         ))
     };
-    if kind == b'u' && untyped.dtype().itemsize() == 8 {
-        let a = array.cast::<PyArrayDyn<u64>>()?.readonly();
-        for (i, &v) in a.as_array().iter().enumerate() {
-            data.push(u32::try_from(v).map_err(|_| bad(i, &v))?);
-        }
-    } else {
-        let a = array.call_method1("astype", ("int64",))?;
-        let a = a.cast::<PyArrayDyn<i64>>()?.readonly();
-        for (i, &v) in a.as_array().iter().enumerate() {
-            data.push(u32::try_from(v).map_err(|_| bad(i, &v))?);
-        }
+    let mut data = Vec::with_capacity(rows * cols);
+    for (i, &v) in view.iter().enumerate() {
+        data.push(u32::try_from(v).map_err(|_| bad(i, v))?);
     }
     Ok(Ids {
         data,

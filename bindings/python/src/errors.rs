@@ -65,7 +65,9 @@ pub(crate) fn to_py(err: Error) -> PyErr {
         | Error::InvalidScheme { .. }
         | Error::InvalidOption(_)
         | Error::ConfigMismatch { .. } => ConfigError::new_err(msg),
-        Error::Parse { what, .. } if *what == "config JSON" => ConfigError::new_err(msg),
+        Error::Parse { what, .. } if *what == "config JSON" || *what == "vLLM watermark config" => {
+            ConfigError::new_err(msg)
+        }
         Error::Parse { .. } | Error::InvalidKey(_) => InvalidKeyError::new_err(msg),
         Error::RowLength { .. } | Error::BatchShape(_) | Error::MaskLength { .. } => {
             ShapeError::new_err(msg)

@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use greenmark::Key;
+use greenmark::{Key, KeyFile};
 use pyo3::prelude::*;
 
+use crate::config::{config_arg, PyConfig};
 use crate::errors::{to_py, type_error, EnterGreenmark};
 
 /// A 32-byte watermarking secret. Its repr shows the public key id, never the secret.
@@ -26,15 +27,46 @@ impl PyKey {
         Key::from_hex(text).map(PyKey).map_err(to_py)
     }
 
-    /// Reads a key file: 64 hex digits, or a greenmark JSON key file.
+    /// Reads a key file: 64 hex digits, or a greenmark JSON key file. With `config`, checks it
+    /// against the config the file carries (`ConfigError` naming the field that differs).
     #[staticmethod]
-    fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        py.enter(|| Key::load(&path)).map(PyKey)
+    #[pyo3(signature = (path, *, config=None))]
+    fn load(py: Python<'_>, path: PathBuf, config: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let given = config.map(config_arg).transpose()?;
+        py.enter(|| {
+            let file = KeyFile::load(&path)?;
+            if let Some(given) = &given {
+                file.check(given)?;
+            }
+            Ok(file.key)
+        })
+        .map(PyKey)
     }
 
-    /// Writes the key as a hex key file with mode 0600; refuses to overwrite a file.
-    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        py.enter(|| self.0.save(&path))
+    /// Reads a key file and the watermark config stored with it: `(key, config)`, where
+    /// `config` is None for a hex key file or a JSON one without a config.
+    #[staticmethod]
+    fn load_with_config(py: Python<'_>, path: PathBuf) -> PyResult<(Self, Option<PyConfig>)> {
+        let file = py.enter(|| KeyFile::load(&path))?;
+        Ok((PyKey(file.key), file.config.map(PyConfig)))
+    }
+
+    /// Writes the key file with mode 0600; refuses to overwrite a file. Without `config` the
+    /// file is 64 hex digits; with it, a greenmark JSON key file that carries the config.
+    #[pyo3(signature = (path, *, config=None))]
+    fn save(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        config: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        match config.map(config_arg).transpose()? {
+            None => py.enter(|| self.0.save(&path)),
+            Some(config) => {
+                let file = KeyFile::new(self.0.clone(), Some(config));
+                py.enter(|| file.save(&path))
+            }
+        }
     }
 
     /// The secret as 64 lowercase hex digits. Handle with care.

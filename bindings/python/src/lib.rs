@@ -8,7 +8,9 @@ mod arrays;
 mod config;
 mod detect;
 mod errors;
+mod gumbel;
 mod key;
+mod radioactivity;
 mod watermark;
 
 use pyo3::prelude::*;
@@ -23,5 +25,7 @@ fn _greenmark(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<detect::PyDetection>()?;
     m.add_class::<detect::PyDetector>()?;
     m.add_class::<detect::PyTextDetector>()?;
+    m.add_class::<radioactivity::PyRadioactivityTest>()?;
+    gumbel::register(m)?;
     errors::register(m)
 }

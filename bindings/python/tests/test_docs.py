@@ -5,11 +5,12 @@ import pathlib
 
 import greenmark
 import greenmark._greenmark as native
+import greenmark.llama_cpp
 import greenmark.transformers
 
 
 def test_docstrings():
-    for module in (greenmark, greenmark.transformers):
+    for module in (greenmark, greenmark.transformers, greenmark.llama_cpp):
         result = doctest.testmod(module, raise_on_error=False)
         assert result.failed == 0, module.__name__
     assert doctest.testmod(greenmark).attempted >= 5
@@ -36,6 +37,8 @@ def test_stub_names_match_module():
 def test_readme_core_example_runs():
     from conftest import readme_blocks
 
-    blocks = [b for b in readme_blocks() if "from transformers" not in b and "TextDetector" not in b]
+    blocks = [
+        b for b in readme_blocks() if not any(s in b for s in ("from transformers", "TextDetector", "llama_cpp"))
+    ]
     assert len(blocks) == 1
     exec(compile(blocks[0], "README.md", "exec"), {})

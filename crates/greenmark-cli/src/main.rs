@@ -49,6 +49,9 @@ enum Command {
     Detect(cmd::detect::Args),
     /// Write an HTML report showing each token's colour and the running z-score.
     Report(cmd::report::Args),
+    /// Test whether a suspect model was trained on watermarked text (closed: its outputs;
+    /// open: its predictions on watermarked texts).
+    Radioactivity(cmd::radioactivity::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => cmd::generate::run(args).map(|()| false),
         Command::Detect(args) => cmd::detect::run(args),
         Command::Report(args) => cmd::report::run(args).map(|()| false),
+        Command::Radioactivity(args) => cmd::radioactivity::run(args).map(|()| false),
     };
     match result {
         Ok(false) => ExitCode::SUCCESS,

@@ -79,7 +79,8 @@ pub fn render_report(report: &Report) -> String {
     out
 }
 
-const CSS: &str = "\
+/// The report's stylesheet (also used by the radioactivity report).
+pub(crate) const CSS: &str = "\
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto; \
 max-width: 62em; padding: 0 1em; color: #1d1d1f; background: #fff; line-height: 1.45; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }

@@ -27,10 +27,12 @@
 mod error;
 pub mod fetch;
 mod model;
+pub mod reading;
 mod sample;
 pub mod tokenizer;
 
 pub use error::{LmError, Result};
 pub use fetch::{default_model, FetchEvent, DEFAULT_MODEL};
 pub use model::{GenerateTimings, Generation, Lm, Request};
+pub use reading::ReadingOptions;
 pub use sample::{GenerateOptions, Sampler};

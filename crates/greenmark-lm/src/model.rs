@@ -37,6 +37,9 @@ pub struct Request<'a> {
     pub prompt: Vec<u32>,
     /// The watermark to apply at every step, if any.
     pub watermarker: Option<&'a Watermarker>,
+    /// Gumbel-max watermarking instead (distortion-free; vLLM-compatible), if any: see
+    /// [`Request::gumbel`].
+    pub gumbel: Option<&'a greenmark::GumbelWatermarker>,
 }
 
 impl<'a> Request<'a> {
@@ -45,6 +48,17 @@ impl<'a> Request<'a> {
         Request {
             prompt,
             watermarker,
+            gumbel: None,
+        }
+    }
+
+    /// A request for `prompt` sampled with the Gumbel-max watermark of `gumbel` (after
+    /// temperature / top-k / top-p; greedy decoding is not watermarked, as in vLLM).
+    pub fn gumbel(prompt: Vec<u32>, gumbel: &'a greenmark::GumbelWatermarker) -> Request<'a> {
+        Request {
+            prompt,
+            watermarker: None,
+            gumbel: Some(gumbel),
         }
     }
 }
@@ -262,6 +276,20 @@ impl Lm {
         Ok(())
     }
 
+    /// One forward step of a batch: `column[i]` is row `i`'s token at position `pos` (every
+    /// earlier position already in the KV cache); returns the next-token logits, one row each.
+    pub(crate) fn forward_column(&mut self, column: Vec<u32>, pos: usize) -> Result<Vec<Vec<f32>>> {
+        let b = column.len();
+        let input = Tensor::from_vec(column, (b, 1), &self.device)?;
+        let out = self.weights.forward(&input, pos)?;
+        Ok(out.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?)
+    }
+
+    /// Empties the KV cache (after a batch, before the next).
+    pub(crate) fn clear_kv_cache(&mut self) {
+        self.weights.clear_kv_cache();
+    }
+
     /// Runs the prompts (all of one length) through the model, filling its KV cache, and
     /// returns the logits of the first new token. One prompt goes in one pass; several go one
     /// position at a time, because candle's quantized llama cannot take the last position of
@@ -299,6 +327,11 @@ impl Lm {
         let mut stopped = vec![false; b];
         let mut input = Tensor::zeros((b, 1), candle_core::DType::U32, &self.device)?;
         let mut logits = Vec::with_capacity(b * vocab);
+        let mut gumbel: Vec<_> = requests
+            .iter()
+            .map(|r| r.gumbel.map(|wm| wm.request(&r.prompt)))
+            .collect();
+        let mut scratch = Vec::new();
         for step in 0..options.max_new_tokens {
             let start = Instant::now();
             let out = if step == 0 {
@@ -345,7 +378,12 @@ impl Lm {
             let start = Instant::now();
             let mut next = Vec::with_capacity(b);
             for (i, row) in logits.chunks_exact(vocab).enumerate() {
-                let token = samplers[i].sample(row);
+                let token = match &mut gumbel[i] {
+                    Some(request) if !done[i] => {
+                        samplers[i].sample_gumbel(row, request, &mut scratch)?
+                    }
+                    _ => samplers[i].sample(row),
+                };
                 if !done[i] {
                     if self.stop_ids.contains(&token) {
                         done[i] = true;

@@ -102,13 +102,55 @@ impl Sampler {
     /// -inf gives token 0 rather than a panic).
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
         let best = argmax(logits);
-        if self.temperature == 0.0 {
+        if self.temperature == 0.0 || !logits[best as usize].is_finite() {
             return best;
         }
-        let max = logits[best as usize];
-        if !max.is_finite() {
-            return best;
+        self.filter(logits, logits[best as usize]);
+        let total: f32 = self.candidates.iter().map(|c| c.0).sum();
+        let mut u = self.rng.gen::<f32>() * total;
+        for &(weight, token) in &self.candidates {
+            u -= weight;
+            if u < 0.0 {
+                return token;
+            }
         }
+        self.candidates.last().map_or(best, |c| c.1)
+    }
+
+    /// Draws the next token of a Gumbel-watermarked request: where `request` watermarks the
+    /// position, the Gumbel-max rule over the row after temperature, top-k and top-p (as vLLM
+    /// applies it), with this sampler's stream giving the dual-key routing draw; elsewhere
+    /// (repeated contexts, greedy decoding) the ordinary draw of [`Sampler::sample`]. The
+    /// token is appended to `request`.
+    pub fn sample_gumbel(
+        &mut self,
+        logits: &[f32],
+        request: &mut greenmark::gumbel::GumbelRequest<'_>,
+        scratch: &mut Vec<f32>,
+    ) -> Result<u32> {
+        let best = argmax(logits);
+        // Decided first in every case: the position's context enters the dedup history.
+        let eligible = request.next_is_watermarked();
+        let watermark = eligible && self.temperature != 0.0 && logits[best as usize].is_finite();
+        let token = if watermark {
+            self.filter(logits, logits[best as usize]);
+            scratch.clear();
+            scratch.resize(logits.len(), f32::NEG_INFINITY);
+            for &(_, t) in &self.candidates {
+                scratch[t as usize] = logits[t as usize] / self.temperature;
+            }
+            let route_u = self.rng.gen::<f32>();
+            request.sample_watermarked(scratch, route_u)?
+        } else {
+            self.sample(logits)
+        };
+        request.push(token);
+        Ok(token)
+    }
+
+    /// Fills `candidates` with the (unnormalized probability, token) of the tokens that
+    /// temperature, top-k and top-p keep; `max` is the row's largest (finite) logit.
+    fn filter(&mut self, logits: &[f32], max: f32) {
         self.candidates.clear();
         self.candidates.extend(
             logits
@@ -139,15 +181,6 @@ impl Sampler {
                 self.candidates.truncate(keep);
             }
         }
-        let total: f32 = self.candidates.iter().map(|c| c.0).sum();
-        let mut u = self.rng.gen::<f32>() * total;
-        for &(weight, token) in &self.candidates {
-            u -= weight;
-            if u < 0.0 {
-                return token;
-            }
-        }
-        self.candidates.last().map_or(best, |c| c.1)
     }
 }
 

@@ -41,8 +41,10 @@ pub mod bias;
 pub mod config;
 pub mod detect;
 mod error;
+pub mod gumbel;
 pub mod key;
 mod prf;
+pub mod radioactivity;
 pub mod scheme;
 pub mod stats;
 pub mod synthetic;
@@ -55,7 +57,9 @@ pub use detect::{
     DetectCache, DetectStream, Detection, Detector, SpanDetection, SpanOptions, TokenScore,
 };
 pub use error::{Error, Result};
+pub use gumbel::{GumbelDetector, GumbelKey, GumbelWatermarker, VllmWatermarkConfig};
 pub use key::{Key, KeyFile, KeyId};
+pub use radioactivity::{Radioactivity, RadioactivityTest, TestOptions};
 
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

@@ -133,6 +133,21 @@ impl Seeder {
         }
     }
 
+    /// A 64-bit id of a window that two windows share iff they give every candidate the same
+    /// seed (up to PRF collisions): the seed itself, or for `selfhash` a hash of the
+    /// candidate-independent part. Used to exclude or filter windows by their effect.
+    #[inline]
+    pub(crate) fn window_id(&self, context: &[u32]) -> u64 {
+        match self.scheme {
+            Scheme::SelfHash { .. } => {
+                let ctx = self.self_context(context);
+                let anchor = ctx.anchor.map_or(0, |a| u64::from(a) + 1);
+                crate::detect::fingerprint(ctx.min, 0) ^ anchor.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            }
+            _ => self.context_seed(context),
+        }
+    }
+
     #[inline]
     pub(crate) fn self_context(&self, context: &[u32]) -> SelfContext {
         match context.first() {

@@ -1,7 +1,8 @@
 """greenmark: keyed green-list (KGW) watermarking for language-model output.
 
-Bias logits while sampling with a :class:`Watermarker` (in place on float32 numpy arrays, or
-through :class:`greenmark.transformers.WatermarkLogitsProcessor` inside ``model.generate``);
+Bias logits while sampling with a :class:`Watermarker` (in place on float32 numpy arrays), or
+through an adapter: :mod:`greenmark.transformers` (``model.generate``), :mod:`greenmark.llama_cpp`
+(llama-cpp-python's ``logits_processor``) and :mod:`greenmark.vllm` (a vLLM v1 logits processor);
 prove where a text came from with a :class:`Detector` (token ids) or :class:`TextDetector`
 (raw text), which report an exact binomial p-value in log space.
 

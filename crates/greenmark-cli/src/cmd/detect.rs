@@ -1,4 +1,7 @@
-//! `greenmark detect`: is this text watermarked? Plain text (streamed) or JSON Lines.
+//! `greenmark detect`: is this text watermarked? Plain text (streamed) or JSON Lines; with
+//! `--vllm-config`, vLLM's native Gumbel watermark on token ids (see [`gumbel`]).
+
+mod gumbel;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
@@ -17,8 +20,23 @@ use crate::table::{format_p, format_threshold, is_watermarked, verdict};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The key file (from `greenmark keygen`).
-    #[arg(long, value_name = "FILE")]
-    key_file: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "vllm_config")]
+    key_file: Option<PathBuf>,
+    /// Detect vLLM's native watermark instead: the JSON given to `vllm serve
+    /// --watermark-config` (key, algorithm, context width). Input: token-id JSON Lines (the
+    /// served ids), or text with --tokenizer/--model (re-tokenized text can differ from the
+    /// served ids).
+    #[arg(long, value_name = "FILE", conflicts_with = "key_file")]
+    vllm_config: Option<PathBuf>,
+    /// With --vllm-config: the field of each JSON line that holds the token ids (a line may
+    /// also be a bare JSON array).
+    #[arg(
+        long,
+        default_value = "token_ids",
+        requires = "vllm_config",
+        value_name = "NAME"
+    )]
+    ids_field: String,
     #[command(flatten)]
     tokenizer: TokenizerArgs,
     /// Read JSON Lines: one object per line, the text in --field.
@@ -43,33 +61,41 @@ pub struct Args {
 
 /// Runs `greenmark detect`; returns whether a watermark was found (and `--exit-code` was given).
 pub fn run(args: Args) -> Result<bool> {
-    let key_file = load_key_file(&args.key_file)?;
+    if let Some(config) = &args.vllm_config {
+        return gumbel::run(&args, config);
+    }
+    let key_path = args
+        .key_file
+        .as_ref()
+        .context("give --key-file (or --vllm-config for vLLM's watermark)")?;
+    let key_file = load_key_file(key_path)?;
     let (tokenizer, source) = args.tokenizer.load()?;
     let vocab = tokenizer.get_vocab_size(true) as u32;
-    let config = detection_config(&key_file, &args.key_file, vocab, &source)?;
+    let config = detection_config(&key_file, key_path, vocab, &source)?;
     let detector = TextDetector::new(tokenizer, &key_file.key, config)?;
     let name = if args.input == "-" {
         "stdin".to_string()
     } else {
         args.input.clone()
     };
-    let reader: Box<dyn BufRead> = if args.input == "-" {
-        Box::new(io::stdin().lock())
-    } else {
-        let file = File::open(&args.input).with_context(|| {
-            format!(
-                "cannot open input {}: give a readable text file or `-` for stdin",
-                name
-            )
-        })?;
-        Box::new(BufReader::with_capacity(1 << 16, file))
-    };
+    let reader = open_input(&args.input, &name)?;
     let found = if args.jsonl {
         detect_jsonl(&detector, reader, &name, &args)?
     } else {
         detect_text(&detector, reader, &name, &args)?
     };
     Ok(found && args.exit_code)
+}
+
+/// The input (`-` is stdin), buffered.
+fn open_input(input: &str, name: &str) -> Result<Box<dyn BufRead>> {
+    if input == "-" {
+        return Ok(Box::new(io::stdin().lock()));
+    }
+    let file = File::open(input).with_context(|| {
+        format!("cannot open input {name}: give a readable file or `-` for stdin")
+    })?;
+    Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
 }
 
 fn detect_text(

@@ -4,6 +4,7 @@ pub mod demo;
 pub mod detect;
 pub mod generate;
 pub mod keygen;
+pub mod radioactivity;
 pub mod report;
 
 use std::path::{Path, PathBuf};

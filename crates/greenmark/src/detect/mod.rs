@@ -106,7 +106,7 @@ impl DetectCache {
 
 /// Fingerprints are already uniformly mixed 64-bit values; hashing them again is wasted work.
 #[derive(Default)]
-struct PassThrough(u64);
+pub(crate) struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {
@@ -125,7 +125,7 @@ impl Hasher for PassThrough {
 /// A 64-bit fingerprint of a `(seed, token)` tuple. Seeds are PRF outputs, so two distinct
 /// tuples collide with probability about 2^-64.
 #[inline(always)]
-fn fingerprint(seed: u64, token: u32) -> u64 {
+pub(crate) fn fingerprint(seed: u64, token: u32) -> u64 {
     let mut x = seed ^ u64::from(token).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     x ^= x >> 32;
     x = x.wrapping_mul(0xd6e8_feb8_6659_fd93);

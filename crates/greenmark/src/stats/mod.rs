@@ -55,7 +55,7 @@
 mod binomial;
 mod gamma;
 mod normal;
-mod special;
+pub(crate) mod special;
 
 #[cfg(test)]
 mod tests;

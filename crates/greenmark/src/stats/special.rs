@@ -216,7 +216,7 @@ pub(super) fn ln_gamma(x: f64) -> f64 {
 }
 
 /// `ln(1 - e^l)` for `l <= 0`, accurate on both sides of `-ln 2`.
-pub(super) fn log1mexp(l: f64) -> f64 {
+pub(crate) fn log1mexp(l: f64) -> f64 {
     if l > -LN_2 {
         (-l.exp_m1()).ln()
     } else {

@@ -1,0 +1,332 @@
+//! `GumbelDetector`, `GumbelWatermarker` and `GumbelDetection`: the Gumbel family, compatible
+//! with vLLM's native watermark. Conversions only; the work is in `greenmark::gumbel`.
+
+use greenmark::gumbel::{
+    Algorithm, ContextDedup, GumbelConfig, GumbelDetection, GumbelDetector, GumbelKey,
+    GumbelWatermarker, VllmWatermarkConfig,
+};
+use greenmark::Error;
+use numpy::PyUntypedArrayMethods;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyInt};
+
+use crate::arrays;
+use crate::errors::{to_py, type_error, EnterGreenmark};
+use crate::key::PyKey;
+
+/// vLLM's `u64` key (an int), or a `greenmark.Key` (native scheme ids).
+fn gumbel_key(obj: &Bound<'_, PyAny>) -> PyResult<GumbelKey> {
+    if let Ok(key) = obj.cast::<PyKey>() {
+        return Ok(GumbelKey::from_key(&key.get().0));
+    }
+    if obj.is_instance_of::<PyInt>() && !obj.is_instance_of::<pyo3::types::PyBool>() {
+        return obj.extract::<u64>().map(GumbelKey::vllm).map_err(|_| {
+            to_py(Error::InvalidKey(
+                "a vLLM watermark key must be an integer from 0 to 2**64 - 1".into(),
+            ))
+        });
+    }
+    Err(type_error(
+        "key",
+        "an int (vLLM's --watermark-config key) or a greenmark.Key",
+        obj,
+    ))
+}
+
+/// Token ids (T,); an empty list is fine (numpy reads `[]` as float64).
+fn token_ids(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u32>> {
+    if obj.len().ok() == Some(0) && !obj.is_instance_of::<pyo3::types::PyString>() {
+        return Ok(Vec::new());
+    }
+    Ok(arrays::ids(obj, name, &[1], None)?.data)
+}
+
+fn gumbel_config(
+    algorithm: &str,
+    alpha: f64,
+    context_width: usize,
+    deduplicate_contexts: &str,
+    max_history: Option<usize>,
+) -> PyResult<GumbelConfig> {
+    let bad = |what: String| to_py(Error::InvalidOption(what));
+    let mut config = GumbelConfig::new(match algorithm {
+        "gumbel" => Algorithm::Gumbel,
+        "dual_key_gumbel" => Algorithm::DualKeyGumbel,
+        other => {
+            return Err(bad(format!(
+                "algorithm must be \"gumbel\" or \"dual_key_gumbel\", got {other:?}"
+            )))
+        }
+    });
+    config.alpha = alpha;
+    config.context_width = context_width;
+    config.dedup = match deduplicate_contexts {
+        "none" => ContextDedup::None,
+        "single_turn" => ContextDedup::SingleTurn,
+        "all" => ContextDedup::All,
+        other => {
+            return Err(bad(format!(
+                "deduplicate_contexts must be \"none\", \"single_turn\" or \"all\", got {other:?}"
+            )))
+        }
+    };
+    config.max_history = max_history;
+    config.validate().map_err(to_py)?;
+    Ok(config)
+}
+
+/// The result of scoring one token sequence for a Gumbel watermark. `p_value` is vLLM's
+/// (it underflows to 0 below 1e-308: use `log10_p_value`); `ln_p_value_bound` is exact or
+/// provably conservative (it differs only for dual-key with alpha not in {0, 0.5, 1}).
+#[pyclass(
+    name = "GumbelDetection",
+    module = "greenmark._greenmark",
+    frozen,
+    get_all
+)]
+pub(crate) struct PyGumbelDetection {
+    /// Tokens given.
+    n_tokens: usize,
+    /// Tokens scored (first occurrence of each context, with dedup).
+    n_scored: u64,
+    /// The sum of the per-token scores -log1p(-u).
+    score: f64,
+    /// vLLM's p-value.
+    p_value: f64,
+    /// Natural log of the p-value.
+    ln_p_value: f64,
+    /// Base-10 log of the p-value.
+    log10_p_value: f64,
+    /// Whether p_value is exact under the null.
+    exact: bool,
+    /// Natural log of an exact or provably conservative p-value.
+    ln_p_value_bound: f64,
+    /// p_value <= threshold.
+    is_watermarked: bool,
+    /// The threshold used.
+    threshold: f64,
+    /// Whether repeated contexts were skipped.
+    dedup: bool,
+    /// The scheme's versioned id.
+    scheme: &'static str,
+}
+
+impl From<GumbelDetection> for PyGumbelDetection {
+    fn from(d: GumbelDetection) -> Self {
+        PyGumbelDetection {
+            n_tokens: d.n_tokens,
+            n_scored: d.n_scored,
+            score: d.score,
+            p_value: d.p_value,
+            ln_p_value: d.ln_p_value,
+            log10_p_value: d.log10_p_value,
+            exact: d.exact,
+            ln_p_value_bound: d.ln_p_value_bound,
+            is_watermarked: d.is_watermarked,
+            threshold: d.threshold,
+            dedup: d.dedup,
+            scheme: d.scheme,
+        }
+    }
+}
+
+#[pymethods]
+impl PyGumbelDetection {
+    /// The fields as a dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("n_tokens", self.n_tokens)?;
+        d.set_item("n_scored", self.n_scored)?;
+        d.set_item("score", self.score)?;
+        d.set_item("p_value", self.p_value)?;
+        d.set_item("ln_p_value", self.ln_p_value)?;
+        d.set_item("log10_p_value", self.log10_p_value)?;
+        d.set_item("exact", self.exact)?;
+        d.set_item("ln_p_value_bound", self.ln_p_value_bound)?;
+        d.set_item("is_watermarked", self.is_watermarked)?;
+        d.set_item("threshold", self.threshold)?;
+        d.set_item("dedup", self.dedup)?;
+        d.set_item("scheme", self.scheme)?;
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "GumbelDetection(n_scored={}, score={:.4}, log10_p_value={:.3}, is_watermarked={}, scheme={:?})",
+            self.n_scored,
+            self.score,
+            self.log10_p_value,
+            if self.is_watermarked { "True" } else { "False" },
+            self.scheme
+        )
+    }
+}
+
+/// Detects vLLM's native watermark (or greenmark's own Gumbel watermark) in generated ids.
+#[pyclass(name = "GumbelDetector", module = "greenmark._greenmark", frozen)]
+pub(crate) struct PyGumbelDetector(GumbelDetector);
+
+#[pymethods]
+impl PyGumbelDetector {
+    #[new]
+    #[pyo3(signature = (key, *, algorithm="gumbel", alpha=0.1, context_width=4, dedup=true, threshold=0.01))]
+    fn new(
+        key: &Bound<'_, PyAny>,
+        algorithm: &str,
+        alpha: f64,
+        context_width: usize,
+        dedup: bool,
+        threshold: f64,
+    ) -> PyResult<Self> {
+        let config = gumbel_config(algorithm, alpha, context_width, "single_turn", None)?;
+        let detector = GumbelDetector::new(gumbel_key(key)?, config)
+            .and_then(|d| d.with_dedup(dedup).with_threshold(threshold))
+            .map_err(to_py)?;
+        Ok(PyGumbelDetector(detector))
+    }
+
+    /// A detector from the JSON given to `vllm serve --watermark-config`.
+    #[staticmethod]
+    #[pyo3(signature = (json, *, dedup=true, threshold=0.01))]
+    fn from_vllm_config(json: &str, dedup: bool, threshold: f64) -> PyResult<Self> {
+        let vllm = VllmWatermarkConfig::from_json(json).map_err(to_py)?;
+        let detector = GumbelDetector::new(vllm.key, vllm.config)
+            .and_then(|d| d.with_dedup(dedup).with_threshold(threshold))
+            .map_err(to_py)?;
+        Ok(PyGumbelDetector(detector))
+    }
+
+    /// The scheme id.
+    #[getter]
+    fn scheme(&self) -> &'static str {
+        self.0.scheme()
+    }
+
+    /// Scores generated ids (T,) (not the prompt).
+    fn detect(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<PyGumbelDetection> {
+        let tokens = token_ids(ids, "ids")?;
+        py.enter(|| self.0.detect(&tokens)).map(Into::into)
+    }
+
+    /// Scores many id sequences in parallel with the GIL released; same results as `detect`
+    /// on each.
+    fn detect_batch(
+        &self,
+        py: Python<'_>,
+        texts: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<PyGumbelDetection>> {
+        if texts.is_instance_of::<pyo3::types::PyString>() {
+            return Err(type_error("texts", "a list of id sequences", texts));
+        }
+        let seqs = texts
+            .try_iter()
+            .map_err(|_| type_error("texts", "a list of id sequences", texts))?
+            .map(|t| token_ids(&t?, "each sequence"))
+            .collect::<PyResult<Vec<_>>>()?;
+        let out = py.enter(|| self.0.detect_batch(&seqs))?;
+        Ok(out.into_iter().map(Into::into).collect())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("GumbelDetector(scheme={:?})", self.0.scheme())
+    }
+}
+
+/// The Gumbel-max sampling rule, for generation loops outside vLLM (transformers, llama.cpp).
+#[pyclass(name = "GumbelWatermarker", module = "greenmark._greenmark", frozen)]
+pub(crate) struct PyGumbelWatermarker(GumbelWatermarker);
+
+impl PyGumbelWatermarker {
+    /// A request state replayed over `prompt` and `generated`.
+    fn replay(&self, generated: &[u32], prompt: &[u32]) -> greenmark::gumbel::GumbelRequest<'_> {
+        let mut request = self.0.request(prompt);
+        for &token in generated {
+            request.push(token);
+        }
+        request
+    }
+}
+
+#[pymethods]
+impl PyGumbelWatermarker {
+    #[new]
+    #[pyo3(signature = (key, *, algorithm="gumbel", alpha=0.1, context_width=4, deduplicate_contexts="single_turn", max_history=Some(8192)))]
+    fn new(
+        key: &Bound<'_, PyAny>,
+        algorithm: &str,
+        alpha: f64,
+        context_width: usize,
+        deduplicate_contexts: &str,
+        max_history: Option<usize>,
+    ) -> PyResult<Self> {
+        let config = gumbel_config(
+            algorithm,
+            alpha,
+            context_width,
+            deduplicate_contexts,
+            max_history,
+        )?;
+        GumbelWatermarker::new(gumbel_key(key)?, config)
+            .map(PyGumbelWatermarker)
+            .map_err(to_py)
+    }
+
+    /// The scheme id.
+    #[getter]
+    fn scheme(&self) -> &'static str {
+        self.0.scheme()
+    }
+
+    /// Whether the next position after `generated` is watermarked (False where its context
+    /// repeats, per the dedup mode; `prompt` matters only for "all").
+    #[pyo3(signature = (generated, *, prompt=None))]
+    fn is_watermarked_position(
+        &self,
+        generated: &Bound<'_, PyAny>,
+        prompt: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let generated = token_ids(generated, "generated")?;
+        let prompt = match prompt {
+            Some(p) => token_ids(p, "prompt")?,
+            None => Vec::new(),
+        };
+        Ok(self.replay(&generated, &prompt).next_is_watermarked())
+    }
+
+    /// The watermarked token for a float32 logits row (V,) after temperature / top-k / top-p,
+    /// keyed by the last `context_width` ids of `generated`; `route_u` (uniform in [0, 1)
+    /// from your sampler) routes dual-key steps.
+    #[pyo3(signature = (logits, generated, *, route_u=0.0))]
+    fn sample(
+        &self,
+        py: Python<'_>,
+        logits: &Bound<'_, PyAny>,
+        generated: &Bound<'_, PyAny>,
+        route_u: f32,
+    ) -> PyResult<u32> {
+        let row = arrays::logits(logits)?;
+        if row.ndim() != 1 {
+            return Err(crate::errors::ShapeError::new_err(format!(
+                "logits must be one row of shape (V,), got shape {:?}",
+                row.shape()
+            )));
+        }
+        let generated = token_ids(generated, "generated")?;
+        let row = row
+            .as_slice()
+            .expect("checked C-contiguous by arrays::logits");
+        let request = self.replay(&generated, &[]);
+        py.enter(|| request.sample_watermarked(row, route_u))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("GumbelWatermarker(scheme={:?})", self.0.scheme())
+    }
+}
+
+/// Adds the Gumbel classes to the module.
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyGumbelDetection>()?;
+    m.add_class::<PyGumbelDetector>()?;
+    m.add_class::<PyGumbelWatermarker>()
+}

@@ -1,0 +1,99 @@
+"""greenmark.radioactivity: the tape from Python, checked against an independent count with
+numpy + scipy (exact binomial tail), closed and open mode, and errors."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import greenmark
+from greenmark.radioactivity import RadioactivityTest
+
+V = 500
+
+
+def key(b: int) -> greenmark.Key:
+    return greenmark.Key.from_hex(f"{b:02x}" * 32)
+
+
+def green(watermarker: greenmark.Watermarker, prev: int) -> np.ndarray:
+    """The green list after token `prev` (lefthash h=1), through the bias."""
+    row = np.zeros(V, dtype=np.float32)
+    watermarker.bias(row, np.array([prev]))
+    return row > 0
+
+
+def test_pooled_result_matches_an_independent_count_and_scipy():
+    config = greenmark.WatermarkConfig(V, delta=1.0)
+    wm = greenmark.Watermarker(key(3), config)
+    rng = np.random.default_rng(0)
+    texts = [rng.integers(0, V, size=rng.integers(1, 80)) for _ in range(50)]
+    prompt = rng.integers(0, V, size=30)
+    test = RadioactivityTest([key(3)], config)
+    test.exclude_prompt(prompt)
+    for t in texts:
+        test.score_text(t)
+    r = test.result()["keys"][0]
+    # Independent count: distinct (prev, token) pairs (lefthash h=1: the seed is a PRF of
+    # prev), prompt windows excluded, colours from the Watermarker's bias.
+    excluded = set(prompt.tolist())
+    seen = set()
+    g = 0
+    for t in texts:
+        for prev, tok in zip(t[:-1].tolist(), t[1:].tolist()):
+            if prev in excluded or (prev, tok) in seen:
+                continue
+            seen.add((prev, tok))
+            g += bool(green(wm, prev)[tok])
+    assert (r["n_scored"], r["n_green"]) == (len(seen), g)
+    gamma = r["expected_green_fraction"]
+    expected = stats.binom.logsf(g - 1, len(seen), gamma) / math.log(10)
+    assert r["log10_p_value"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_open_mode_from_logits_numpy_and_torch_agree_and_detect_a_learned_watermark():
+    torch = pytest.importorskip("torch")
+    config = greenmark.WatermarkConfig(V, delta=3.0)
+    wm = greenmark.Watermarker(key(5), config)
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, V, size=400)
+    # A suspect that learned the watermark: its logits favour the green list after each token.
+    logits = rng.normal(size=(400, V)).astype(np.float32)
+    wm.bias(logits, np.stack([ids[: j + 1][-1:] for j in range(400)]))
+    results = []
+    for arr in (logits, torch.from_numpy(logits)):
+        test = RadioactivityTest([key(5), key(6)], config, max_tuples=300)
+        test.score_logits(ids, arr)
+        results.append(test.result())
+    assert results[0] == results[1]
+    r = results[0]
+    assert r["strongest_key"] == 0 and r["log10_p_value"] < -6
+    assert r["keys"][1]["log10_p_value"] > -3
+    assert r["keys"][0]["n_scored"] == 300 and not r["exploratory"]
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    import greenmark.radioactivity
+
+    assert doctest.testmod(greenmark.radioactivity).failed == 0
+
+
+def test_errors_are_value_and_type_errors_that_say_what_to_fix():
+    config = greenmark.WatermarkConfig(V)
+    with pytest.raises(ValueError, match="at least one key"):
+        RadioactivityTest([], config)
+    with pytest.raises(TypeError, match="list of greenmark.Key"):
+        RadioactivityTest(key(1), config)
+    test = RadioactivityTest([key(1)], config)
+    with pytest.raises(ValueError, match="one row per input position"):
+        test.score_logits(np.arange(5), np.zeros((4, V), dtype=np.float32))
+    with pytest.raises(ValueError, match="padding columns"):
+        test.score_logits(np.arange(3), np.eye(3, V + 10, k=V + 2, dtype=np.float32))
+    with pytest.raises(ValueError, match="out of range"):
+        test.score_text(np.array([1, V]))
+    test.score_text(np.arange(10))
+    with pytest.raises(ValueError, match="before the first scored text"):
+        test.exclude_prompt(np.arange(3))

@@ -1,0 +1,250 @@
+"""The vLLM v1 logits processor, against vLLM's own classes (vllm 0.33.0 installed with --no-deps
+into a separate directory by `make test-python`, on the machine's torch): BatchUpdate,
+BatchUpdateBuilder, MoveDirectionality, SamplingParams, and vLLM's LogitBiasLogitsProcessor as an
+oracle for row bookkeeping. The persistent batch is driven as vLLM's InputBatch drives it
+(vllm/v1/worker/gpu_input_batch.py: `_register_add_request` fills the lowest removed slot or
+appends, `condense` slides the last requests into holes as UNIDIRECTIONAL moves, `swap_states`
+records SWAPs)."""
+
+import os
+import random
+import sys
+import types
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import greenmark
+
+if os.environ.get("GREENMARK_VLLM_SITE"):
+    sys.path.append(os.environ["GREENMARK_VLLM_SITE"])  # after site-packages: an installed vLLM wins
+try:
+    from vllm import SamplingParams
+    from vllm.v1.sample.logits_processor import BatchUpdate, MoveDirectionality
+    from vllm.v1.sample.logits_processor.builtin import LogitBiasLogitsProcessor
+    from vllm.v1.sample.logits_processor.state import BatchUpdateBuilder
+
+    from greenmark.vllm import ENV_KEYS, GreenmarkLogitsProcessor
+except ImportError as err:  # pragma: no cover - depends on the environment
+    if os.environ.get("CI"):
+        raise
+    reason = (
+        f"VLLM IS NOT IMPORTABLE ({err}): the vLLM adapter tests did NOT run. `make test-python` "
+        "installs vllm==0.33.0 --no-deps into target/vllm-site and sets GREENMARK_VLLM_SITE."
+    )
+    warnings.warn(reason)
+    pytest.skip(reason, allow_module_level=True)
+
+V = 4096
+KEYS = [greenmark.Key.from_hex(h * 32) for h in ("a1", "b2")]
+CONFIGS = [
+    greenmark.WatermarkConfig(V, gamma=0.25, delta=2.0),
+    greenmark.WatermarkConfig(V, gamma=0.5, delta=1.25, scheme="minhash", window=3),
+]
+
+
+def vllm_config(vocab=V):
+    # Only the field the processor reads; a real VllmConfig needs a model to build.
+    return types.SimpleNamespace(model_config=types.SimpleNamespace(get_vocab_size=lambda: vocab))
+
+
+@pytest.fixture
+def key_files(tmp_path, monkeypatch):
+    paths = []
+    for i, (key, config) in enumerate(zip(KEYS, CONFIGS)):
+        path = tmp_path / f"k{i}.json"
+        key.save(path, config=config)
+        paths.append(str(path))
+    monkeypatch.setenv(ENV_KEYS, os.pathsep.join(paths))
+    monkeypatch.setattr(GreenmarkLogitsProcessor, "_shared_keys", None)
+    return paths
+
+
+class Batch:
+    """vLLM's persistent batch, reduced to what logits processors see."""
+
+    def __init__(self, procs):
+        self.builder = BatchUpdateBuilder()
+        self.slots = []  # request dict or None
+        self.procs = procs
+
+    @property
+    def num_reqs(self):
+        return sum(s is not None for s in self.slots)
+
+    def remove(self, index):
+        self.slots[index] = None
+        self.builder.removed_append(index)
+
+    def add(self, request):
+        index = self.builder.pop_removed()  # gpu_input_batch.py _register_add_request
+        if index is None:
+            index = self.num_reqs
+        while len(self.slots) <= index:
+            self.slots.append(None)
+        self.slots[index] = request
+        self.builder.added.append((index, request["params"], request["prompt"], request["output"]))
+
+    def condense(self):  # gpu_input_batch.py condense
+        empty = self.builder.removed
+        if not empty or self.num_reqs == 0:
+            if self.num_reqs == 0:
+                self.slots.clear()
+            return
+        last = self.num_reqs + len(empty) - 1
+        while empty:
+            while last in empty:
+                last -= 1
+            at = self.builder.peek_removed()
+            if at >= last:
+                break
+            self.builder.pop_removed()
+            self.slots[at], self.slots[last] = self.slots[last], None
+            self.builder.moved.append((last, at, MoveDirectionality.UNIDIRECTIONAL))
+            last -= 1
+        del self.slots[self.num_reqs :]
+
+    def swap(self, i, j):  # gpu_input_batch.py swap_states
+        self.slots[i], self.slots[j] = self.slots[j], self.slots[i]
+        self.builder.moved.append((i, j, MoveDirectionality.SWAP))
+
+    def step(self):
+        update = self.builder.get_and_reset(self.num_reqs)
+        assert update is None or isinstance(update, BatchUpdate)
+        for proc in self.procs:
+            proc.update_state(update)
+
+
+def expected_logits(logits, slots):
+    out = logits.clone()
+    for row, request in enumerate(slots):
+        if request is None or request["key"] is None:
+            continue
+        k = request["key"]
+        history = np.array(request["prompt"] + request["output"], dtype=np.int64)
+        if len(history) < CONFIGS[k].context_len:
+            continue
+        row_np = out[row].numpy()
+        greenmark.Watermarker(KEYS[k], CONFIGS[k]).bias(row_np, history)
+    return out
+
+
+def test_bookkeeping_matches_vllm_and_bias_matches_core(key_files, monkeypatch):
+    import vllm.utils.torch_utils
+
+    # vLLM decides at import whether to pin host memory (it assumes CUDA); no GPU here.
+    monkeypatch.setattr(vllm.utils.torch_utils, "PIN_MEMORY", False)
+    rng = random.Random(0)
+    ours = GreenmarkLogitsProcessor(vllm_config(), torch.device("cpu"), False)
+    oracle = LogitBiasLogitsProcessor(None, torch.device("cpu"), False)
+    batch = Batch([ours, oracle])
+    serial = 0
+    checked = 0
+    for step in range(60):
+        # finished requests leave, new ones arrive (some watermarked, with either key)
+        for index, request in enumerate(list(batch.slots)):
+            if request is not None and rng.random() < 0.2:
+                batch.remove(index)
+        for _ in range(rng.randrange(0, 4)):
+            serial += 1
+            k = rng.choice([None, 0, 1])
+            key_arg = None if k is None else rng.choice([KEYS[k].id, {"key_id": KEYS[k].id}])
+            params = SamplingParams(
+                extra_args=None if key_arg is None else {"greenmark": key_arg},
+                logit_bias={serial % V: 0.0} if k is not None else None,
+            )
+            prompt = [rng.randrange(V) for _ in range(rng.randrange(0, 4))]
+            batch.add({"id": serial, "key": k, "params": params, "prompt": prompt, "output": []})
+        batch.condense()
+        if batch.num_reqs >= 2 and rng.random() < 0.3:
+            batch.swap(*rng.sample(range(batch.num_reqs), 2))
+        batch.step()
+        # the same rows as vLLM's own processor tracks, holding the same requests
+        assert set(ours.rows) == set(oracle.biases)
+        for row, request in enumerate(batch.slots):
+            if request["key"] is not None:
+                assert oracle.biases[row] == {request["id"] % V: 0.0}
+                assert ours.rows[row].output is request["output"]  # the live list, not a copy
+        logits = torch.randn(batch.num_reqs, V, generator=torch.Generator().manual_seed(step))
+        want = expected_logits(logits, batch.slots)
+        checked += int(not torch.equal(want, logits))  # some row is watermarked
+        got = ours.apply(logits)
+        assert got.data_ptr() == logits.data_ptr()
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+        # vLLM appends the sampled token to each request's output list
+        for request in batch.slots:
+            request["output"].append(rng.randrange(V))
+    assert checked > 40 and serial > 50
+
+
+def test_processor_interface(key_files):
+    proc = GreenmarkLogitsProcessor(vllm_config(), torch.device("cpu"), False)
+    assert proc.is_argmax_invariant() is False
+    proc.update_state(None)
+    logits = torch.randn(3, V)
+    before = logits.clone()
+    assert torch.equal(proc.apply(logits), before)  # nobody opted in
+    # "default" needs exactly one key: two are loaded
+    with pytest.raises(ValueError, match="exactly one loaded key.*2"):
+        GreenmarkLogitsProcessor.validate_params(SamplingParams(extra_args={"greenmark": "default"}))
+
+
+def test_validate_params_rejects_bad_requests(key_files):
+    validate = GreenmarkLogitsProcessor.validate_params
+    validate(SamplingParams())
+    validate(SamplingParams(extra_args={"other": 1}))
+    validate(SamplingParams(extra_args={"greenmark": KEYS[1].id}))
+    with pytest.raises(ValueError, match="unknown greenmark key id '0123456789abcdef'"):
+        validate(SamplingParams(extra_args={"greenmark": "0123456789abcdef"}))
+    with pytest.raises(ValueError, match="16 lowercase hex digits"):
+        validate(SamplingParams(extra_args={"greenmark": KEYS[0].to_hex()}))  # a secret: refused
+    with pytest.raises(ValueError, match="only 'key_id'.*secret"):
+        validate(SamplingParams(extra_args={"greenmark": {"key_id": KEYS[0].id, "secret": "ab"}}))
+    with pytest.raises(ValueError, match="16 lowercase hex"):
+        validate(SamplingParams(extra_args={"greenmark": 7}))
+
+
+def test_single_key_default(tmp_path, monkeypatch):
+    path = tmp_path / "one.json"
+    KEYS[0].save(path, config=CONFIGS[0])
+    monkeypatch.setenv(ENV_KEYS, str(path))
+    monkeypatch.setattr(GreenmarkLogitsProcessor, "_shared_keys", None)
+    GreenmarkLogitsProcessor.validate_params(SamplingParams(extra_args={"greenmark": "default"}))
+    proc = GreenmarkLogitsProcessor(vllm_config(), torch.device("cpu"), False)
+    output = [5]
+    proc.update_state(BatchUpdate(1, [], [(0, SamplingParams(extra_args={"greenmark": True}), [1, 2], output)], []))
+    logits = torch.zeros(1, V)
+    proc.apply(logits)
+    want = np.zeros(V, dtype=np.float32)
+    greenmark.Watermarker(KEYS[0], CONFIGS[0]).bias(want, [1, 2, 5])
+    np.testing.assert_array_equal(logits[0].numpy(), want)
+
+
+def test_server_configuration_errors(tmp_path, monkeypatch):
+    monkeypatch.setattr(GreenmarkLogitsProcessor, "_shared_keys", None)
+    monkeypatch.delenv(ENV_KEYS, raising=False)
+    with pytest.raises(greenmark.ConfigError, match="loaded no keys.*GREENMARK_VLLM_KEYS"):
+        GreenmarkLogitsProcessor(vllm_config(), torch.device("cpu"), False)
+    bare = tmp_path / "bare.key"
+    KEYS[0].save(bare)
+    monkeypatch.setenv(ENV_KEYS, str(bare))
+    with pytest.raises(greenmark.ConfigError, match="carries no watermark config"):
+        GreenmarkLogitsProcessor(vllm_config(), torch.device("cpu"), False)
+    good = tmp_path / "good.json"
+    KEYS[0].save(good, config=CONFIGS[0])
+    monkeypatch.setenv(ENV_KEYS, str(good))
+    with pytest.raises(greenmark.ConfigError, match="vocab size 4096 but the model's logits are 4160"):
+        GreenmarkLogitsProcessor(vllm_config(vocab=V + 64), torch.device("cpu"), False)
+    monkeypatch.setenv(ENV_KEYS, str(tmp_path / "missing.json"))
+    with pytest.raises(FileNotFoundError):
+        GreenmarkLogitsProcessor(vllm_config(), torch.device("cpu"), False)
+
+
+def test_lost_batch_update_is_an_error_not_a_wrong_row(key_files):
+    proc = GreenmarkLogitsProcessor(vllm_config(), torch.device("cpu"), False)
+    params = SamplingParams(extra_args={"greenmark": KEYS[0].id})
+    proc.update_state(BatchUpdate(3, [], [(2, params, [1], [])], []))
+    with pytest.raises(ValueError, match="row 2 but the logits have 2 rows"):
+        proc.apply(torch.zeros(2, V))

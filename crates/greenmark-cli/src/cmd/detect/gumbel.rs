@@ -1,0 +1,199 @@
+//! `greenmark detect --vllm-config cfg.json`: detect vLLM's native (Gumbel) watermark.
+//!
+//! Input: token ids as JSON Lines (one line per answer: a JSON array of ids, or an object
+//! with the ids in `--ids-field`, default `token_ids` as in vLLM's outputs), or, with
+//! `--tokenizer`/`--model`, text that is re-tokenized first. Re-tokenized text can differ
+//! from the ids the server generated (a tokenizer does not always split a decoded text back
+//! into the same tokens), so ids are the reliable input; the text path says so.
+
+use std::io::{BufRead, Read, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use greenmark::gumbel::{GumbelDetection, GumbelDetector, VllmWatermarkConfig};
+
+use super::Args;
+use crate::table::format_threshold;
+
+/// The note shown whenever text is re-tokenized.
+const RETOKENIZED_NOTE: &str = "note: re-tokenized text can differ from the token ids the vLLM \
+server generated, which weakens (never inflates) the evidence; detect on the served \
+`token_ids` when you have them";
+
+/// Runs the Gumbel path of `greenmark detect`.
+pub fn run(args: &Args, config_path: &Path) -> Result<bool> {
+    if !config_path.is_file() {
+        bail!(
+            "vLLM watermark config {} does not exist: give the JSON passed to `vllm serve \
+             --watermark-config`, e.g. {{\"key\": 42, \"algorithm\": \"gumbel\"}}",
+            config_path.display()
+        );
+    }
+    let vllm = VllmWatermarkConfig::load(config_path)
+        .with_context(|| format!("cannot use vLLM watermark config {}", config_path.display()))?;
+    let detector = GumbelDetector::new(vllm.key, vllm.config)?.with_threshold(args.threshold)?;
+    let name = if args.input == "-" {
+        "stdin".to_string()
+    } else {
+        args.input.clone()
+    };
+    let mut reader = super::open_input(&args.input, &name)?;
+    let text_mode = args.tokenizer.tokenizer.is_some() || args.tokenizer.model.is_some();
+    let tokenizer = if text_mode {
+        eprintln!("{RETOKENIZED_NOTE}");
+        Some(args.tokenizer.load()?.0)
+    } else {
+        None
+    };
+    let mut out = std::io::stdout().lock();
+    if !args.json {
+        writeln!(
+            out,
+            "scheme {} (context width {}, alpha {}), dedup of repeated contexts on",
+            detector.scheme(),
+            vllm.config.context_width,
+            vllm.config.alpha
+        )?;
+    }
+    let encode = |text: &str, what: &str| -> Result<Vec<u32>> {
+        let tokenizer = tokenizer.as_ref().expect("text mode has a tokenizer");
+        let encoding = tokenizer
+            .encode(text, false)
+            .map_err(|e| anyhow::anyhow!("cannot tokenize {what}: {e}"))?;
+        Ok(encoding.get_ids().to_vec())
+    };
+    let mut found = 0usize;
+    let mut answers = 0usize;
+    let mut report = |ids: &[u32], line: Option<usize>, out: &mut dyn Write| -> Result<()> {
+        let d = detector.detect(ids)?;
+        answers += 1;
+        found += usize::from(d.is_watermarked);
+        print_detection(out, &d, line, text_mode, args)
+    };
+    if !args.jsonl && text_mode {
+        let mut text = String::new();
+        reader
+            .read_to_string(&mut text)
+            .with_context(|| format!("cannot read {name} as UTF-8 text"))?;
+        if text.trim().is_empty() {
+            bail!("{name} is empty: nothing to detect; give a text");
+        }
+        report(&encode(&text, &name)?, None, &mut out)?;
+    } else {
+        let mut line_no = 0usize;
+        let mut buf = String::new();
+        loop {
+            buf.clear();
+            if reader
+                .read_line(&mut buf)
+                .with_context(|| format!("cannot read {name} (after line {line_no})"))?
+                == 0
+            {
+                break;
+            }
+            line_no += 1;
+            if buf.trim().is_empty() {
+                continue;
+            }
+            let what = format!("{name} line {line_no}");
+            let value: serde_json::Value = serde_json::from_str(&buf).map_err(|e| {
+                anyhow::anyhow!("{what}: not valid JSON ({e}); give one JSON value per line")
+            })?;
+            let ids = if text_mode {
+                match value.get(&args.field) {
+                    Some(serde_json::Value::String(text)) => encode(text, &what)?,
+                    _ => bail!(
+                        "{what}: no string field {:?}; name the field holding the text with --field",
+                        args.field
+                    ),
+                }
+            } else {
+                token_ids(&value, &args.ids_field, &what)?
+            };
+            report(&ids, Some(line_no), &mut out)?;
+        }
+        if answers == 0 {
+            bail!(
+                "{name} has no JSON lines: give one line per answer, a JSON array of token ids \
+                 or an object with them in {:?}",
+                args.ids_field
+            );
+        }
+    }
+    if !args.json {
+        writeln!(
+            out,
+            "{found} of {answers} answers watermarked at p < {}",
+            format_threshold(args.threshold)
+        )?;
+    }
+    Ok(found > 0 && args.exit_code)
+}
+
+/// The token ids of one JSON line: an array, or an object's `field`.
+fn token_ids(value: &serde_json::Value, field: &str, what: &str) -> Result<Vec<u32>> {
+    let array = match value {
+        serde_json::Value::Array(array) => array,
+        serde_json::Value::Object(object) => match object.get(field) {
+            Some(serde_json::Value::Array(array)) => array,
+            Some(_) => bail!("{what}: field {field:?} is not an array of token ids"),
+            None => bail!(
+                "{what}: no field {field:?}; name the field holding the ids with --ids-field \
+                 (or give a plain JSON array)"
+            ),
+        },
+        _ => bail!("{what}: expected a JSON array of token ids or an object holding one"),
+    };
+    array
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.as_u64()
+                .filter(|&id| id < u64::from(u32::MAX))
+                .map(|id| id as u32)
+                .with_context(|| {
+                    format!("{what}: element {i} ({v}) is not a token id (an integer >= 0)")
+                })
+        })
+        .collect()
+}
+
+fn print_detection(
+    out: &mut dyn Write,
+    d: &GumbelDetection,
+    line: Option<usize>,
+    retokenized: bool,
+    args: &Args,
+) -> Result<()> {
+    if args.json {
+        let mut value = serde_json::to_value(d)?;
+        let object = value.as_object_mut().expect("an object");
+        if let Some(line) = line {
+            object.insert("line".into(), line.into());
+        }
+        object.insert("retokenized".into(), retokenized.into());
+        // JSON has no -inf/NaN: p-values are finite, but say so explicitly for 0.
+        writeln!(out, "{value}")?;
+        return Ok(());
+    }
+    let verdict = if d.is_watermarked {
+        "WATERMARKED"
+    } else {
+        "not watermarked"
+    };
+    let exact = if d.exact {
+        String::new()
+    } else {
+        format!(
+            " (moment-matched as vLLM; conservative bound log10 {:.2})",
+            greenmark::stats::ln_to_log10(d.ln_p_value_bound)
+        )
+    };
+    let label = line.map_or_else(|| "text".to_string(), |l| format!("line {l}"));
+    writeln!(
+        out,
+        "{label}: tokens {}, scored {}, score {:.3}, log10 p {:.2}{exact}: {verdict}",
+        d.n_tokens, d.n_scored, d.score, d.log10_p_value
+    )?;
+    Ok(())
+}

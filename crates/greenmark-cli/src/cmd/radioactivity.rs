@@ -1,0 +1,520 @@
+//! `greenmark radioactivity`: was a suspect model trained on our watermarked text?
+//!
+//! `closed` scores the suspect's outputs (text, re-tokenized with the watermarking tokenizer);
+//! `open` feeds watermarked texts to a suspect GGUF model (or takes its predictions from a
+//! file) and scores its top-1 predictions. Both pool every text into one tape with one exact
+//! p-value (see `greenmark::radioactivity`), print a summary or JSON, and can write an HTML
+//! report with the curve of log10 p against tuples scored.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use greenmark::radioactivity::{ClosedTest, Radioactivity, RadioactivityTest, TestOptions};
+use greenmark::text::TextDetector;
+use greenmark::{Key, WatermarkConfig};
+use greenmark_lm::ReadingOptions;
+
+use super::{detection_config, load_key_file, load_model, parse_threshold, TokenizerArgs};
+use crate::report::{escape, CSS};
+use crate::table::format_threshold;
+
+/// Arguments of `greenmark radioactivity`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Mode {
+    /// Closed model: score the suspect's generated texts (JSON Lines), re-tokenized with the
+    /// watermarking tokenizer, so a suspect with any tokenizer can be tested.
+    Closed(ClosedArgs),
+    /// Open model ("reading mode"): feed watermarked texts to the suspect and score its top-1
+    /// next-token prediction at each position, the window taken from the text.
+    Open(OpenArgs),
+}
+
+/// What both modes share: keys, budget, output.
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// A key file (from `greenmark keygen`); repeat for several keys (p-values are corrected
+    /// for their number). The first key file's config is used and the others must agree.
+    #[arg(long = "key-file", value_name = "FILE", required = true)]
+    key_files: Vec<PathBuf>,
+    /// Score exactly this many tuples (per key), fixed before looking at the data. Without
+    /// it, everything is scored and the result is labeled exploratory.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_tuples: Option<u64>,
+    /// Score repeated tuples again (miscalibrated: only to show why dedup is on).
+    #[arg(long)]
+    no_dedup: bool,
+    /// The p-value below which the suspect is called radioactive.
+    #[arg(long, default_value = "1e-6", value_parser = parse_threshold, value_name = "P")]
+    threshold: f64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Write an HTML report with the curve of log10 p against tuples scored.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ClosedArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    tokenizer: TokenizerArgs,
+    /// The suspect's outputs: JSON Lines, the text in --field.
+    #[arg(long, value_name = "FILE.jsonl")]
+    outputs: PathBuf,
+    /// The prompts the outputs answer (JSON Lines, text in --prompt-field): their windows are
+    /// never scored.
+    #[arg(long, value_name = "FILE.jsonl")]
+    prompts: Option<PathBuf>,
+    /// The watermarked corpus the suspect may have trained on (JSON Lines, text in --field):
+    /// only windows that occur in it are scored.
+    #[arg(long, value_name = "FILE.jsonl")]
+    filter: Option<PathBuf>,
+    /// The field holding the text in --outputs and --filter.
+    #[arg(long, default_value = "text", value_name = "NAME")]
+    field: String,
+    /// The field holding the prompt in --prompts.
+    #[arg(long, default_value = "prompt", value_name = "NAME")]
+    prompt_field: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct OpenArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The suspect model (a llama-architecture GGUF with the watermarking tokenizer; default:
+    /// the embedded model, fetched on first use).
+    #[arg(long, value_name = "FILE.gguf")]
+    model: Option<PathBuf>,
+    /// The watermarked texts to feed it (JSON Lines, text in --field).
+    #[arg(
+        long,
+        value_name = "FILE.jsonl",
+        required_unless_present = "predictions"
+    )]
+    texts: Option<PathBuf>,
+    /// Instead of --model/--texts: predictions made elsewhere, JSON Lines with "ids" (a
+    /// watermarked text's token ids) and "predictions" (the suspect's top-1 next token after
+    /// each prefix, one per id).
+    #[arg(long, value_name = "FILE.jsonl", conflicts_with_all = ["model", "texts"])]
+    predictions: Option<PathBuf>,
+    /// The field holding the text in --texts.
+    #[arg(long, default_value = "text", value_name = "NAME")]
+    field: String,
+    /// Texts run through the model together.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    batch: usize,
+    /// Tokens read from each text at most.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    max_tokens_per_text: usize,
+}
+
+/// Runs `greenmark radioactivity`.
+pub fn run(args: Args) -> Result<()> {
+    match args.mode {
+        Mode::Closed(a) => closed(a),
+        Mode::Open(a) => open(a),
+    }
+}
+
+/// The keys and the config of the first key file (checked against the tokenizer's size).
+fn keys_and_config(
+    common: &Common,
+    vocab: u32,
+    source: &str,
+) -> Result<(Vec<Key>, WatermarkConfig)> {
+    let mut keys = Vec::new();
+    let mut config: Option<WatermarkConfig> = None;
+    for path in &common.key_files {
+        let file = load_key_file(path)?;
+        let this = detection_config(&file, path, vocab, source)?;
+        match &config {
+            None => config = Some(this),
+            Some(first) => first.check_same_watermark(&this).with_context(|| {
+                format!(
+                    "key file {} is for a different watermark than {}: test one watermark \
+                     config at a time",
+                    path.display(),
+                    common.key_files[0].display()
+                )
+            })?,
+        }
+        keys.push(file.key);
+    }
+    Ok((keys, config.expect("clap requires at least one --key-file")))
+}
+
+fn options(common: &Common) -> TestOptions {
+    let mut options = TestOptions::default().dedup(!common.no_dedup);
+    if let Some(n) = common.max_tuples {
+        options = options.max_tuples(n);
+    }
+    options
+}
+
+fn closed(args: ClosedArgs) -> Result<()> {
+    let (tokenizer, source) = args.tokenizer.load()?;
+    let vocab = tokenizer.get_vocab_size(true) as u32;
+    let (keys, config) = keys_and_config(&args.common, vocab, &source)?;
+    let text = TextDetector::new(tokenizer, &keys[0], config.clone())?;
+    let test = RadioactivityTest::new(&keys, config.clone(), options(&args.common))?;
+    let mut closed = ClosedTest::new(text, test);
+    if let Some(path) = &args.prompts {
+        for_each_text(path, &args.prompt_field, |text, line| {
+            closed
+                .exclude_prompt(text)
+                .with_context(|| format!("{} line {line}", path.display()))
+        })?;
+    }
+    if let Some(path) = &args.filter {
+        for_each_text(path, &args.field, |text, line| {
+            closed
+                .add_filter_text(text)
+                .with_context(|| format!("{} line {line}", path.display()))
+        })?;
+    }
+    let lines = count_lines(&args.outputs)?;
+    let bar = crate::progress::bar(lines, "scoring", "texts");
+    let path = &args.outputs;
+    for_each_text(path, &args.field, |text, line| {
+        bar.inc(1);
+        closed
+            .score(text)
+            .with_context(|| format!("{} line {line}", path.display()))
+    })?;
+    bar.finish_and_clear();
+    let mode = format!("closed: {} (tokenizer {source})", path.display());
+    finish(&args.common, &config, &closed.finish(), &mode)
+}
+
+fn open(args: OpenArgs) -> Result<()> {
+    if let Some(path) = &args.predictions {
+        return open_predictions(&args, path);
+    }
+    let (model_path, mut lm) = load_model(args.model.as_ref())?;
+    let source = model_path.display().to_string();
+    let (keys, config) = keys_and_config(&args.common, lm.vocab_size(), &source)?;
+    let mut test = RadioactivityTest::new(&keys, config.clone(), options(&args.common))?;
+    let texts_path = args.texts.as_ref().context("give --texts")?;
+    let mut texts = Vec::new();
+    for_each_text(texts_path, &args.field, |text, line| {
+        let ids = lm
+            .encode(&greenmark::text::normalize(text).text)
+            .with_context(|| format!("{} line {line}", texts_path.display()))?;
+        texts.push(ids);
+        Ok(())
+    })?;
+    let total: usize = texts
+        .iter()
+        .map(|t| t.len().min(args.max_tokens_per_text))
+        .sum();
+    let bar = crate::progress::bar(total as u64, "reading", "tokens");
+    let mut reading = ReadingOptions::default();
+    reading.max_batch = args.batch;
+    reading.max_tokens_per_text = args.max_tokens_per_text;
+    lm.read_into(&mut test, &texts, &reading, &mut |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    let mode = format!(
+        "open: {} read by {}",
+        texts_path.display(),
+        model_path.display()
+    );
+    finish(&args.common, &config, &test.finish(), &mode)
+}
+
+/// Open mode with predictions from a file (any model that gives logits).
+fn open_predictions(args: &OpenArgs, path: &Path) -> Result<()> {
+    let first = load_key_file(&args.common.key_files[0])?;
+    let Some(stored) = &first.config else {
+        bail!(
+            "key file {} carries no config, and with --predictions there is no tokenizer to \
+             take the vocabulary from: use a key file from `greenmark keygen`",
+            args.common.key_files[0].display()
+        );
+    };
+    let (keys, config) = keys_and_config(&args.common, stored.vocab_size(), "the key file")?;
+    let mut test = RadioactivityTest::new(&keys, config.clone(), options(&args.common))?;
+    for_each_line(path, |value, line| {
+        let ids =
+            id_array(value, "ids").with_context(|| format!("{} line {line}", path.display()))?;
+        let preds = id_array(value, "predictions")
+            .with_context(|| format!("{} line {line}", path.display()))?;
+        test.score_predictions(&ids, &preds)
+            .with_context(|| format!("{} line {line}", path.display()))
+    })?;
+    let mode = format!("open: predictions from {}", path.display());
+    finish(&args.common, &config, &test.finish(), &mode)
+}
+
+fn id_array(value: &serde_json::Value, field: &str) -> Result<Vec<u32>> {
+    let Some(array) = value.get(field).and_then(|v| v.as_array()) else {
+        bail!("no array field {field:?}: each line needs \"ids\" and \"predictions\" arrays of token ids");
+    };
+    array
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.as_u64()
+                .and_then(|x| u32::try_from(x).ok())
+                .with_context(|| format!("{field}[{i}] is {v}, not a token id (an integer >= 0)"))
+        })
+        .collect()
+}
+
+/// Calls `f(value, line_number)` for each non-blank JSON line of `path`.
+fn for_each_line(
+    path: &Path,
+    mut f: impl FnMut(&serde_json::Value, usize) -> Result<()>,
+) -> Result<()> {
+    let file = File::open(path).with_context(|| {
+        format!(
+            "cannot open {}: give a readable JSON Lines file",
+            path.display()
+        )
+    })?;
+    let mut n = 0;
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| {
+            format!(
+                "cannot read {} line {}: is it UTF-8 JSON Lines?",
+                path.display(),
+                i + 1
+            )
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
+            anyhow::anyhow!(
+                "{} line {}: not valid JSON ({e}); each line must be one JSON object",
+                path.display(),
+                i + 1
+            )
+        })?;
+        f(&value, i + 1)?;
+        n += 1;
+    }
+    if n == 0 {
+        bail!(
+            "{} has no JSON lines: give one JSON object per line",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Calls `f(text, line_number)` with the string `field` of each JSON line of `path`.
+fn for_each_text(
+    path: &Path,
+    field: &str,
+    mut f: impl FnMut(&str, usize) -> Result<()>,
+) -> Result<()> {
+    for_each_line(path, |value, line| match value.get(field) {
+        Some(serde_json::Value::String(text)) => f(text, line),
+        Some(_) => bail!(
+            "{} line {line}: field {field:?} is not a string; point the field option at the text",
+            path.display()
+        ),
+        None => bail!(
+            "{} line {line}: no field {field:?}; name the field holding the text",
+            path.display()
+        ),
+    })
+}
+
+fn count_lines(path: &Path) -> Result<u64> {
+    let file = File::open(path).with_context(|| {
+        format!(
+            "cannot open {}: give a readable JSON Lines file",
+            path.display()
+        )
+    })?;
+    Ok(BufReader::new(file).lines().count() as u64)
+}
+
+fn finish(
+    common: &Common,
+    config: &WatermarkConfig,
+    result: &Radioactivity,
+    mode: &str,
+) -> Result<()> {
+    if let Some(path) = &common.report {
+        std::fs::write(path, render(result, config, common.threshold, mode))
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    if common.json {
+        println!("{}", serde_json::to_string_pretty(result)?);
+    } else {
+        print!("{}", summary(result, common.threshold, mode));
+    }
+    Ok(())
+}
+
+fn verdict(result: &Radioactivity, threshold: f64) -> &'static str {
+    if result.ln_p_bonferroni < threshold.ln() {
+        "RADIOACTIVE"
+    } else {
+        "not radioactive"
+    }
+}
+
+fn summary(result: &Radioactivity, threshold: f64, mode: &str) -> String {
+    let mut out = format!("mode      {mode}\nscheme    {}\n", result.scheme);
+    for (i, k) in result.keys.iter().enumerate() {
+        out.push_str(&format!(
+            "key {}  seen {}  excluded {}  filtered {}  copied {}  repeated {}  over budget {}  \
+             scored {}  green {} ({:.4}, expected {:.4})  log10 p {:.2}{}\n",
+            k.key_id,
+            k.n_seen,
+            k.n_excluded,
+            k.n_filtered,
+            k.n_copied,
+            k.n_repeated,
+            k.n_over_budget,
+            k.n_scored,
+            k.n_green,
+            k.green_fraction,
+            k.expected_green_fraction,
+            k.log10_p_value,
+            if result.keys.len() > 1 && i == result.strongest_key {
+                "  <- strongest"
+            } else {
+                ""
+            }
+        ));
+    }
+    if result.keys.len() > 1 {
+        out.push_str(&format!(
+            "corrected for {} keys: log10 p Bonferroni {:.2}, Sidak {:.2}\n",
+            result.keys.len(),
+            greenmark::stats::ln_to_log10(result.ln_p_bonferroni),
+            greenmark::stats::ln_to_log10(result.ln_p_sidak)
+        ));
+    }
+    let budget = match result.max_tuples {
+        Some(n) => format!("budget fixed up front: {n} tuples"),
+        None => "no budget fixed up front (--max-tuples): EXPLORATORY".into(),
+    };
+    out.push_str(&format!(
+        "verdict   {} (p < {}); {budget}\n",
+        verdict(result, threshold),
+        format_threshold(threshold)
+    ));
+    out
+}
+
+/// The HTML report: the summary and an SVG plot of log10 p against tuples scored (log x).
+fn render(result: &Radioactivity, config: &WatermarkConfig, threshold: f64, mode: &str) -> String {
+    let title = "greenmark radioactivity test";
+    let mut out = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>{title}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
+    );
+    if result.exploratory {
+        out.push_str(
+            "<p class=\"note\">EXPLORATORY: no number of tuples was fixed up front \
+             (--max-tuples). Stopping when the curve looks good is optional stopping; the \
+             p-values below are not a confirmatory test.</p>\n",
+        );
+    }
+    out.push_str(&format!(
+        "<p>gamma {} &middot; delta {} &middot; <code>{}</code></p>\n<pre>{}</pre>\n",
+        config.gamma(),
+        config.delta(),
+        escape(result.scheme),
+        escape(&summary(result, threshold, mode))
+    ));
+    out.push_str(&plot(result, threshold));
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+fn plot(result: &Radioactivity, threshold: f64) -> String {
+    const W: f64 = 900.0;
+    const H: f64 = 300.0;
+    const L: f64 = 56.0;
+    const R: f64 = 12.0;
+    const T: f64 = 14.0;
+    const B: f64 = 34.0;
+    let max_n = result
+        .keys
+        .iter()
+        .flat_map(|k| k.curve.iter().map(|p| p.n_scored))
+        .max()
+        .unwrap_or(1)
+        .max(10) as f64;
+    let log_t = threshold.log10();
+    let min_p = result
+        .keys
+        .iter()
+        .flat_map(|k| k.curve.iter().map(|p| p.log10_p_value))
+        .fold(log_t - 1.0, f64::min)
+        .floor();
+    let x = |n: f64| L + (W - L - R) * n.max(1.0).log10() / max_n.log10();
+    let y = |lp: f64| T + (H - T - B) * (lp / min_p).clamp(0.0, 1.0);
+    let mut s = format!(
+        "<svg class=\"plot\" viewBox=\"0 0 {W} {H}\" xmlns=\"http://www.w3.org/2000/svg\" \
+         role=\"img\" aria-label=\"log10 p against tuples scored\">\n\
+         <title>log10 p-value against tuples scored (log scale); dashed: the threshold</title>\n\
+         <line class=\"axis\" x1=\"{L}\" y1=\"{T}\" x2=\"{L}\" y2=\"{:.1}\"/>\
+         <line class=\"axis\" x1=\"{L}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>\n\
+         <line class=\"threshold\" x1=\"{L}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>\n",
+        H - B,
+        H - B,
+        W - R,
+        H - B,
+        y(log_t),
+        W - R,
+        y(log_t)
+    );
+    let mut decade = 1.0;
+    while decade <= max_n {
+        s.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+            x(decade),
+            H - B + 16.0,
+            decade
+        ));
+        decade *= 10.0;
+    }
+    let step = ((-min_p) / 5.0).ceil().max(1.0);
+    let mut tick = 0.0;
+    while tick >= min_p {
+        s.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{tick}</text>\n",
+            L - 6.0,
+            y(tick) + 4.0
+        ));
+        tick -= step;
+    }
+    s.push_str(&format!(
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">tuples scored</text>\n",
+        (L + W) / 2.0,
+        H - 4.0
+    ));
+    for k in &result.keys {
+        if k.curve.is_empty() {
+            continue;
+        }
+        s.push_str("<polyline class=\"zline\" points=\"");
+        for p in &k.curve {
+            s.push_str(&format!(
+                "{:.1},{:.1} ",
+                x(p.n_scored as f64),
+                y(p.log10_p_value)
+            ));
+        }
+        s.push_str(&format!("\"><title>key {}</title></polyline>\n", k.key_id));
+    }
+    s.push_str("</svg>\n");
+    s
+}

@@ -1,0 +1,223 @@
+//! `greenmark radioactivity closed|open` through the real binary: verdicts, JSON, budget,
+//! several keys, the HTML report, and one-line errors.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{greenmark, keygen, plain_text, tokenizer_path, watermarked_text};
+use serde_json::Value;
+
+fn jsonl(dir: &Path, name: &str, field: &str, texts: &[String]) -> PathBuf {
+    let path = dir.join(name);
+    let body: String = texts
+        .iter()
+        .map(|t| serde_json::json!({ field: t }).to_string() + "\n")
+        .collect();
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+fn closed(key: &[&Path], outputs: &Path, extra: &[&str]) -> std::process::Output {
+    let mut cmd = greenmark();
+    cmd.args(["radioactivity", "closed", "--tokenizer"])
+        .arg(tokenizer_path())
+        .arg("--outputs")
+        .arg(outputs);
+    for k in key {
+        cmd.arg("--key-file").arg(k);
+    }
+    cmd.args(extra).output().unwrap()
+}
+
+fn json(out: &std::process::Output) -> Value {
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn closed_mode_finds_a_radioactive_suspect_with_several_keys_and_a_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let other = keygen(dir.path(), "o.json", &[]);
+    // The "suspect" writes text that carries the watermark (as a distilled student would).
+    let texts: Vec<String> = (0..6).map(|s| watermarked_text(&key, 80, s)).collect();
+    let outputs = jsonl(dir.path(), "suspect.jsonl", "text", &texts);
+    let out = closed(
+        &[&other, &key],
+        &outputs,
+        &["--json", "--max-tuples", "200"],
+    );
+    let r = json(&out);
+    assert_eq!(r["strongest_key"], 1);
+    assert_eq!(r["keys"][1]["n_scored"], 200);
+    assert_eq!(r["exploratory"], false);
+    assert!(r["log10_p_value"].as_f64().unwrap() < -6.0, "{r}");
+    assert!(
+        r["keys"][0]["log10_p_value"].as_f64().unwrap() > -3.0,
+        "{r}"
+    );
+    let bonf = r["ln_p_bonferroni"].as_f64().unwrap();
+    let min = r["ln_p_min"].as_f64().unwrap();
+    assert!((bonf - (min + 2f64.ln())).abs() < 1e-9);
+    // The text summary says the verdict, and without a budget that it is exploratory.
+    let out = closed(&[&key], &outputs, &[]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("RADIOACTIVE (p < 1e-6)"), "{text}");
+    assert!(text.contains("EXPLORATORY"), "{text}");
+}
+
+#[test]
+fn closed_mode_excludes_prompts_filters_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let marked = watermarked_text(&key, 150, 9);
+    // The suspect only quotes its (watermarked) prompt: not radioactive once it is excluded.
+    let outputs = jsonl(
+        dir.path(),
+        "out.jsonl",
+        "text",
+        std::slice::from_ref(&marked),
+    );
+    let prompts = jsonl(
+        dir.path(),
+        "p.jsonl",
+        "prompt",
+        std::slice::from_ref(&marked),
+    );
+    let without = json(&closed(&[&key], &outputs, &["--json"]));
+    assert!(without["log10_p_value"].as_f64().unwrap() < -6.0);
+    let report = dir.path().join("r.html");
+    let with = json(&closed(
+        &[&key],
+        &outputs,
+        &[
+            "--json",
+            "--prompts",
+            prompts.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(with["keys"][0]["n_scored"], 0, "{with}");
+    assert_eq!(with["keys"][0]["n_excluded"], with["keys"][0]["n_seen"]);
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("EXPLORATORY"),
+        "{html}"
+    );
+    // A filter of unrelated text leaves nothing to score.
+    let filter = jsonl(dir.path(), "f.jsonl", "text", &[plain_text(40, 3)]);
+    let r = json(&closed(
+        &[&key],
+        &outputs,
+        &["--json", "--filter", filter.to_str().unwrap()],
+    ));
+    let k = &r["keys"][0];
+    assert!(k["n_filtered"].as_u64().unwrap() > 100, "{r}");
+}
+
+#[test]
+fn open_mode_reads_predictions_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let tokenizer = tokenizers::Tokenizer::from_file(tokenizer_path()).unwrap();
+    let ids: Vec<u32> = tokenizer
+        .encode(watermarked_text(&key, 200, 4).as_str(), false)
+        .unwrap()
+        .get_ids()
+        .to_vec();
+    // A suspect that predicts exactly the watermarked text's next tokens is radioactive; one
+    // that predicts a constant token is not.
+    let mut next: Vec<u32> = ids[1..].to_vec();
+    next.push(0);
+    let lines = [
+        serde_json::json!({"ids": ids, "predictions": next}),
+        serde_json::json!({"ids": ids, "predictions": vec![13u32; ids.len()]}),
+    ];
+    let mut results = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let path = dir.path().join(format!("p{i}.jsonl"));
+        std::fs::write(&path, line.to_string() + "\n").unwrap();
+        let out = greenmark()
+            .args(["radioactivity", "open", "--json", "--key-file"])
+            .arg(&key)
+            .arg("--predictions")
+            .arg(&path)
+            .output()
+            .unwrap();
+        results.push(json(&out)["log10_p_value"].as_f64().unwrap());
+    }
+    assert!(results[0] < -6.0 && results[1] > -3.0, "{results:?}");
+    // A line with fewer predictions than ids is an error naming the line.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"ids\": [1, 2, 3], \"predictions\": [1]}\n").unwrap();
+    let out = greenmark()
+        .args(["radioactivity", "open", "--key-file"])
+        .arg(&key)
+        .arg("--predictions")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("bad.jsonl line 1") && err.contains("one prediction per input"),
+        "{err}"
+    );
+}
+
+#[test]
+fn open_mode_reads_texts_with_the_embedded_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let texts = jsonl(
+        dir.path(),
+        "t.jsonl",
+        "text",
+        &[plain_text(12, 1), "The sea is wide and deep.".to_string()],
+    );
+    let report = dir.path().join("open.html");
+    let out = greenmark()
+        .args([
+            "radioactivity",
+            "open",
+            "--json",
+            "--max-tuples",
+            "20",
+            "--key-file",
+        ])
+        .arg(&key)
+        .arg("--texts")
+        .arg(&texts)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let r = json(&out);
+    // The embedded model never saw this key: its predictions are not radioactive.
+    assert_eq!(r["keys"][0]["n_scored"], 20, "{r}");
+    assert!(r["log10_p_value"].as_f64().unwrap() > -4.0, "{r}");
+    assert!(std::fs::read_to_string(&report).unwrap().contains("<svg"));
+}
+
+#[test]
+fn bad_inputs_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let other = keygen(dir.path(), "o.json", &["--gamma", "0.5"]);
+    let outputs = jsonl(dir.path(), "o.jsonl", "text", &[plain_text(30, 1)]);
+    let out = closed(&[&key, &other], &outputs, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("different watermark"), "{err}");
+    let out = closed(&[&key], &outputs, &["--field", "body"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no field \"body\""), "{err}");
+    let out = closed(&[&key], &outputs, &["--max-tuples", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::write(dir.path().join("e.jsonl"), "not json\n").unwrap();
+    let out = closed(&[&key], &dir.path().join("e.jsonl"), &[]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("line 1: not valid JSON"), "{err}");
+}

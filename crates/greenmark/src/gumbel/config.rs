@@ -1,0 +1,361 @@
+//! Keys and configuration of the Gumbel family, and the vLLM `--watermark-config` JSON.
+
+use sha2::{Digest, Sha256};
+
+use super::philox::PhiloxPrf;
+use crate::error::{Error, Result};
+use crate::key::Key;
+
+/// Scheme id of single-key Gumbel with a vLLM `u64` key (bit-compatible with vLLM 0.33).
+pub const SCHEME_GUMBEL_VLLM: &str = "greenmark/gumbel-vllm/v1";
+/// Scheme id of dual-key Gumbel with a vLLM `u64` key (bit-compatible with vLLM 0.33).
+pub const SCHEME_DUAL_KEY_GUMBEL_VLLM: &str = "greenmark/dual-key-gumbel-vllm/v1";
+/// Scheme id of single-key Gumbel keyed by a greenmark [`Key`].
+pub const SCHEME_GUMBEL: &str = "greenmark/gumbel/v1";
+/// Scheme id of dual-key Gumbel keyed by a greenmark [`Key`].
+pub const SCHEME_DUAL_KEY_GUMBEL: &str = "greenmark/dual-key-gumbel/v1";
+
+/// The subkey purpose a greenmark [`Key`] derives its Philox key from.
+const NATIVE_PURPOSE: &str = "gumbel-philox/v1";
+
+/// The widest context accepted (vLLM warns above 16; wider contexts only cost memory).
+pub const MAX_CONTEXT_WIDTH: usize = 1024;
+
+/// The smallest dedup history vLLM recommends (it warns below this).
+pub const MIN_RECOMMENDED_HISTORY: usize = 1024;
+
+/// The secret of a Gumbel watermark: a 64-bit Philox key, either vLLM's own (`--watermark-config
+/// '{"key": ...}'`) or derived from a greenmark [`Key`]. The scheme id records which, so a
+/// report says how to reproduce it. `Debug` never prints the key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct GumbelKey {
+    key: u64,
+    native: bool,
+}
+
+impl std::fmt::Debug for GumbelKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = if self.native { "greenmark" } else { "vllm" };
+        write!(f, "GumbelKey({source}, ..)")
+    }
+}
+
+impl GumbelKey {
+    /// vLLM's `u64` key, for text served by vLLM with `--watermark-config`.
+    pub fn vllm(key: u64) -> GumbelKey {
+        GumbelKey { key, native: false }
+    }
+
+    /// A key derived from a greenmark [`Key`] (domain-separated SHA-256 subkey
+    /// `gumbel-philox/v1`, first 8 bytes big-endian), for greenmark's own generation paths.
+    pub fn from_key(key: &Key) -> GumbelKey {
+        let subkey = key.derive(NATIVE_PURPOSE);
+        GumbelKey {
+            key: u64::from_be_bytes(subkey[..8].try_into().expect("8 bytes")),
+            native: true,
+        }
+    }
+
+    /// Whether the key was derived from a greenmark [`Key`] (not a vLLM `u64`).
+    pub fn is_native(&self) -> bool {
+        self.native
+    }
+
+    /// The scheme id for `algorithm` with this key.
+    pub fn scheme_id(&self, algorithm: Algorithm) -> &'static str {
+        match (algorithm, self.native) {
+            (Algorithm::Gumbel, false) => SCHEME_GUMBEL_VLLM,
+            (Algorithm::DualKeyGumbel, false) => SCHEME_DUAL_KEY_GUMBEL_VLLM,
+            (Algorithm::Gumbel, true) => SCHEME_GUMBEL,
+            (Algorithm::DualKeyGumbel, true) => SCHEME_DUAL_KEY_GUMBEL,
+        }
+    }
+
+    /// The PRFs of `algorithm`: one key, or vLLM's key pair A / B
+    /// (`sha256(b"key_a" | key as 8 big-endian bytes)[..8]`, big-endian).
+    pub(crate) fn prfs(&self, algorithm: Algorithm) -> [PhiloxPrf; 2] {
+        match algorithm {
+            Algorithm::Gumbel => [PhiloxPrf::new(self.key); 2],
+            Algorithm::DualKeyGumbel => [
+                PhiloxPrf::new(dual_subkey(self.key, b"key_a")),
+                PhiloxPrf::new(dual_subkey(self.key, b"key_b")),
+            ],
+        }
+    }
+}
+
+/// vLLM's `derive_watermark_key`: `sha256(domain | key.to_bytes(8, "big"))[:8]`, big-endian.
+pub fn dual_subkey(key: u64, domain: &[u8]) -> u64 {
+    let digest = Sha256::new()
+        .chain_update(domain)
+        .chain_update(key.to_be_bytes())
+        .finalize();
+    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// Which Gumbel variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// Gumbel-max sampling with one key (Aaronson 2022; vLLM `gumbel`).
+    Gumbel,
+    /// Two derived keys; each step uses key B with probability `alpha`, else key A (vLLM
+    /// `dual_key_gumbel`, for speculative decoding).
+    DualKeyGumbel,
+}
+
+/// Which history generation searches for a repeated context before it watermarks a token
+/// (vLLM `deduplicate_contexts`). A repeated context reuses the same keyed uniforms, so
+/// watermarking it again would bias the text toward repeating itself; such a position is
+/// sampled normally instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum ContextDedup {
+    /// No search: every position is watermarked (repetition loops become likelier).
+    None,
+    /// Search the tokens generated for this request (vLLM's default): distortion-free within
+    /// one answer.
+    #[default]
+    SingleTurn,
+    /// Search the prompt too, and never watermark the first `context_width` generated
+    /// tokens: distortion-free across turns, at the cost of fewer watermarked tokens.
+    All,
+}
+
+/// The generation and detection parameters of a Gumbel watermark (the key aside).
+///
+/// The defaults are vLLM 0.33's: `gumbel`, alpha 0.1, context width 4, `single_turn` dedup over
+/// the last 8192 positions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct GumbelConfig {
+    /// The variant.
+    pub algorithm: Algorithm,
+    /// Probability of key B at each step (dual-key only), in `[0, 1]`.
+    pub alpha: f64,
+    /// Generated tokens before a position that key its uniforms, `>= 1`.
+    pub context_width: usize,
+    /// Generation-time context dedup.
+    pub dedup: ContextDedup,
+    /// Most recent positions the dedup search covers, `>= 1`; `None` is the whole scope.
+    pub max_history: Option<usize>,
+}
+
+impl Default for GumbelConfig {
+    fn default() -> Self {
+        GumbelConfig {
+            algorithm: Algorithm::Gumbel,
+            alpha: 0.1,
+            context_width: 4,
+            dedup: ContextDedup::SingleTurn,
+            max_history: Some(8192),
+        }
+    }
+}
+
+impl GumbelConfig {
+    /// vLLM's defaults with `algorithm`.
+    pub fn new(algorithm: Algorithm) -> GumbelConfig {
+        GumbelConfig {
+            algorithm,
+            ..GumbelConfig::default()
+        }
+    }
+
+    /// Checks every field, saying which is wrong and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.alpha) {
+            return Err(Error::scheme(
+                "gumbel",
+                format!(
+                    "alpha must be between 0 and 1 (the probability of key B), got {}",
+                    self.alpha
+                ),
+            ));
+        }
+        if self.context_width == 0 || self.context_width > MAX_CONTEXT_WIDTH {
+            return Err(Error::scheme(
+                "gumbel",
+                format!(
+                    "context_width must be from 1 to {MAX_CONTEXT_WIDTH} (vLLM's default is 4; it \
+                     warns above 16), got {}",
+                    self.context_width
+                ),
+            ));
+        }
+        if self.max_history == Some(0) {
+            return Err(Error::scheme(
+                "gumbel",
+                "deduplicate_contexts_max_history must be at least 1, or null for the whole history",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A vLLM `--watermark-config` JSON: the key and the [`GumbelConfig`] it describes.
+///
+/// Reads the fields of vLLM 0.33's `WatermarkConfig`: `key` (required, `0 ..= 2^64-1`),
+/// `algorithm` (`gumbel` | `dual_key_gumbel`; `sbw` is refused), `alpha`, `context_width`
+/// (null = 4), `deduplicate_contexts`, `deduplicate_contexts_max_history` (null = unbounded),
+/// `prf` (`philox`), and accepts and ignores `allow_target_only_watermarking` and the `sbw_*`
+/// fields. Unknown fields are refused, so a typo does not silently fall back to a default.
+///
+/// ```
+/// use greenmark::gumbel::{Algorithm, VllmWatermarkConfig};
+/// let cfg = VllmWatermarkConfig::from_json(r#"{"key": 42, "algorithm": "dual_key_gumbel", "alpha": 0.2}"#)?;
+/// assert_eq!(cfg.config.algorithm, Algorithm::DualKeyGumbel);
+/// assert_eq!(cfg.config.context_width, 4);
+/// assert_eq!(cfg.scheme_id(), "greenmark/dual-key-gumbel-vllm/v1");
+/// assert!(VllmWatermarkConfig::from_json(r#"{"key": -1}"#).is_err());
+/// # Ok::<(), greenmark::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct VllmWatermarkConfig {
+    /// vLLM's key.
+    pub key: GumbelKey,
+    /// The parameters.
+    pub config: GumbelConfig,
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VllmJson {
+    key: serde_json::Number,
+    #[serde(default = "default_algorithm")]
+    algorithm: String,
+    #[serde(default = "default_alpha")]
+    alpha: f64,
+    #[serde(default)]
+    context_width: Option<i64>,
+    #[serde(default)]
+    deduplicate_contexts: Option<ContextDedup>,
+    #[serde(default = "default_history")]
+    deduplicate_contexts_max_history: Option<i64>,
+    #[serde(default = "default_prf")]
+    prf: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    allow_target_only_watermarking: Option<bool>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    sbw_scheme: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    sbw_gamma: Option<f64>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    sbw_delta: Option<f64>,
+}
+
+#[cfg(feature = "serde")]
+fn default_algorithm() -> String {
+    "gumbel".into()
+}
+#[cfg(feature = "serde")]
+fn default_alpha() -> f64 {
+    0.1
+}
+#[cfg(feature = "serde")]
+fn default_history() -> Option<i64> {
+    Some(8192)
+}
+#[cfg(feature = "serde")]
+fn default_prf() -> String {
+    "philox".into()
+}
+
+#[cfg(feature = "serde")]
+fn parse_error(message: impl Into<String>) -> Error {
+    Error::Parse {
+        what: "vLLM watermark config",
+        message: message.into(),
+    }
+}
+
+impl VllmWatermarkConfig {
+    /// The scheme id of this config (always a `-vllm` id).
+    pub fn scheme_id(&self) -> &'static str {
+        self.key.scheme_id(self.config.algorithm)
+    }
+
+    /// Parses the JSON given to `vllm serve --watermark-config`.
+    #[cfg(feature = "serde")]
+    pub fn from_json(text: &str) -> Result<VllmWatermarkConfig> {
+        let raw: VllmJson = serde_json::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        let key = raw.key.as_u64().ok_or_else(|| {
+            parse_error(format!(
+                "key must be an integer from 0 to 18446744073709551615 (a Philox key fits in 64 bits), got {}",
+                raw.key
+            ))
+        })?;
+        let algorithm = match raw.algorithm.as_str() {
+            "gumbel" => Algorithm::Gumbel,
+            "dual_key_gumbel" => Algorithm::DualKeyGumbel,
+            "sbw" => {
+                return Err(parse_error(
+                    "algorithm \"sbw\" is not supported (use greenmark's KGW schemes); expected \"gumbel\" or \"dual_key_gumbel\"",
+                ))
+            }
+            other => {
+                return Err(parse_error(format!(
+                    "algorithm must be \"gumbel\" or \"dual_key_gumbel\", got {other:?}"
+                )))
+            }
+        };
+        if raw.prf != "philox" {
+            return Err(parse_error(format!(
+                "prf must be \"philox\" (the only PRF vLLM 0.33 has), got {:?}",
+                raw.prf
+            )));
+        }
+        let context_width = match raw.context_width {
+            None => 4,
+            Some(w) if w >= 1 => w as usize,
+            Some(w) => {
+                return Err(parse_error(format!(
+                    "context_width must be at least 1, got {w}"
+                )))
+            }
+        };
+        let max_history = match raw.deduplicate_contexts_max_history {
+            None => None,
+            Some(h) if h >= 1 => Some(h as usize),
+            Some(h) => {
+                return Err(parse_error(format!(
+                    "deduplicate_contexts_max_history must be at least 1 or null, got {h}"
+                )))
+            }
+        };
+        let config = GumbelConfig {
+            algorithm,
+            alpha: raw.alpha,
+            context_width,
+            dedup: raw.deduplicate_contexts.unwrap_or_default(),
+            max_history,
+        };
+        config.validate()?;
+        Ok(VllmWatermarkConfig {
+            key: GumbelKey::vllm(key),
+            config,
+        })
+    }
+
+    /// Reads a `--watermark-config` JSON file.
+    #[cfg(feature = "serde")]
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<VllmWatermarkConfig> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            action: "read vLLM watermark config",
+            path: path.to_owned(),
+            source,
+        })?;
+        VllmWatermarkConfig::from_json(&text)
+    }
+}

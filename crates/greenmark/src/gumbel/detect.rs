@@ -1,0 +1,354 @@
+//! Detection: per-token scores `-ln(1 - u)`, dedup of repeated contexts, and the Gamma tail in
+//! log space.
+
+use super::config::{Algorithm, GumbelConfig, GumbelKey};
+use super::philox::{PhiloxPrf, LANES, PAD};
+use super::sample::ContextIndex;
+use crate::error::{Error, Result};
+use crate::stats;
+
+/// The result of scoring one token sequence for a Gumbel watermark.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct GumbelDetection {
+    /// Tokens given.
+    pub n_tokens: usize,
+    /// Tokens scored (first occurrence of each context, with dedup).
+    pub n_scored: u64,
+    /// The statistic `S`: the sum of the per-token scores (dual-key: the weighted scores).
+    pub score: f64,
+    /// The p-value as vLLM defines it (`Gamma(n, 1)` survival, or the dual-key moment
+    /// match). Underflows to 0 below ~1e-308: use the log fields.
+    pub p_value: f64,
+    /// Natural log of `p_value`, finite far below 1e-308.
+    pub ln_p_value: f64,
+    /// Base-10 log of `p_value`.
+    pub log10_p_value: f64,
+    /// Whether `p_value` is exact under the null. False only for `dual_key_gumbel` with alpha
+    /// not in {0, 0.5, 1}, where vLLM's moment-matched gamma is an approximation (its tail is
+    /// lighter than the true one far out); see `ln_p_value_bound`.
+    pub exact: bool,
+    /// Natural log of a p-value that is exact or provably conservative: `ln_p_value` when
+    /// `exact`, otherwise the Chernoff bound `min_λ E[e^{λS}] e^{-λs}` (never below the true
+    /// p-value).
+    pub ln_p_value_bound: f64,
+    /// Whether `p_value <= threshold` (vLLM's `is_watermarked`).
+    pub is_watermarked: bool,
+    /// The threshold used.
+    pub threshold: f64,
+    /// Whether repeated contexts were skipped.
+    pub dedup: bool,
+    /// The scheme's versioned id.
+    pub scheme: &'static str,
+}
+
+/// Reusable scratch for [`GumbelDetector::detect_with`]: detection allocates nothing once it
+/// has grown to the longest input.
+#[derive(Debug, Clone, Default)]
+pub struct GumbelCache {
+    padded: Vec<u32>,
+    index: ContextIndex,
+}
+
+impl GumbelCache {
+    /// An empty cache.
+    pub fn new() -> GumbelCache {
+        GumbelCache::default()
+    }
+}
+
+/// Scores token ids for one key and config, as vLLM's `GumbelWatermarkDetector` /
+/// `DualKeyGumbelWatermarkDetector` do, with p-values in log space.
+///
+/// The input is the **generated** ids only (not the prompt): position `i` is keyed by the
+/// `context_width` tokens before it, `-1`-padded before the first. Each token's score is
+/// `-ln(1 - u)` in `f64`, an `Exp(1)` variable under the null; with dedup (the default, as
+/// vLLM's) only the first position of each context is scored, since a repeated context reuses
+/// the same uniforms. `S ~ Gamma(n, 1)` for `n` scored tokens, so `p = Q(n, S)`.
+///
+/// Dual-key: `s = (1 - α) s_A + α s_B`, mean 1 and variance `v = (1-α)² + α²`; `p = Q(n/v,
+/// S/v)` (a moment match; exact for α in {0, ½, 1}, where vLLM rounds the shape to an
+/// integer).
+///
+/// ```
+/// use greenmark::gumbel::{GumbelConfig, GumbelDetector, GumbelKey};
+/// let detector = GumbelDetector::new(GumbelKey::vllm(42), GumbelConfig::default())?;
+/// let d = detector.detect(&(0..300).map(|i| (i * 7919) % 50_000).collect::<Vec<u32>>())?;
+/// assert_eq!(d.n_scored, 300);
+/// assert!(d.p_value > 1e-4 && !d.is_watermarked);
+/// # Ok::<(), greenmark::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct GumbelDetector {
+    prfs: [PhiloxPrf; 2],
+    config: GumbelConfig,
+    scheme: &'static str,
+    dedup: bool,
+    threshold: f64,
+}
+
+impl GumbelDetector {
+    /// A detector for `key` under `config` (validated), with dedup on and threshold 0.01.
+    pub fn new(key: GumbelKey, config: GumbelConfig) -> Result<GumbelDetector> {
+        config.validate()?;
+        Ok(GumbelDetector {
+            prfs: key.prfs(config.algorithm),
+            scheme: key.scheme_id(config.algorithm),
+            config,
+            dedup: true,
+            threshold: 0.01,
+        })
+    }
+
+    /// Turns the dedup of repeated contexts on (default) or off. Off scores every position
+    /// and is miscalibrated on repetitive text (a repeated context repeats its score).
+    pub fn with_dedup(mut self, on: bool) -> GumbelDetector {
+        self.dedup = on;
+        self
+    }
+
+    /// Sets the p-value threshold of `is_watermarked`, in `(0, 1)` (default 0.01).
+    pub fn with_threshold(mut self, threshold: f64) -> Result<GumbelDetector> {
+        if !(threshold > 0.0 && threshold < 1.0) {
+            return Err(Error::InvalidOption(format!(
+                "the p-value threshold must be strictly between 0 and 1 (e.g. 0.01), got {threshold}"
+            )));
+        }
+        self.threshold = threshold;
+        Ok(self)
+    }
+
+    /// The config.
+    pub fn config(&self) -> &GumbelConfig {
+        &self.config
+    }
+
+    /// The scheme id.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
+    }
+
+    /// Scores `tokens` (generated ids only).
+    pub fn detect(&self, tokens: &[u32]) -> Result<GumbelDetection> {
+        self.detect_with(tokens, &mut GumbelCache::new())
+    }
+
+    /// [`GumbelDetector::detect`] reusing `cache`.
+    pub fn detect_with(&self, tokens: &[u32], cache: &mut GumbelCache) -> Result<GumbelDetection> {
+        let (n, score) = self.score(tokens, cache, false, |_, _| {})?;
+        Ok(self.summarize(tokens.len(), n, score))
+    }
+
+    /// Scores many sequences (each on its own), in parallel with the `rayon` feature; the
+    /// same results as [`GumbelDetector::detect`] on each.
+    pub fn detect_batch<T>(&self, texts: &[T]) -> Result<Vec<GumbelDetection>>
+    where
+        T: AsRef<[u32]> + Sync,
+    {
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            texts
+                .par_iter()
+                .map_init(GumbelCache::new, |cache, t| {
+                    self.detect_with(t.as_ref(), cache)
+                })
+                .collect()
+        }
+        #[cfg(not(feature = "rayon"))]
+        {
+            let mut cache = GumbelCache::new();
+            texts
+                .iter()
+                .map(|t| self.detect_with(t.as_ref(), &mut cache))
+                .collect()
+        }
+    }
+
+    /// Per-token scores: `Some(score)` for a scored position, `None` for a skipped repeat.
+    pub fn annotate(&self, tokens: &[u32]) -> Result<(GumbelDetection, Vec<Option<f64>>)> {
+        let mut scores = vec![None; tokens.len()];
+        let (n, score) = self.score(tokens, &mut GumbelCache::new(), true, |i, s| {
+            scores[i] = Some(s)
+        })?;
+        Ok((self.summarize(tokens.len(), n, score), scores))
+    }
+
+    /// The detection for `n` scored tokens with statistic `score` (e.g. pooled over texts).
+    pub fn summarize(&self, n_tokens: usize, n: u64, score: f64) -> GumbelDetection {
+        let (ln_p, exact, ln_bound) = self.p_value_ln(n, score);
+        let p_value = ln_p.exp();
+        GumbelDetection {
+            n_tokens,
+            n_scored: n,
+            score,
+            p_value,
+            ln_p_value: ln_p,
+            log10_p_value: stats::ln_to_log10(ln_p),
+            exact,
+            ln_p_value_bound: ln_bound,
+            is_watermarked: p_value <= self.threshold,
+            threshold: self.threshold,
+            dedup: self.dedup,
+            scheme: self.scheme,
+        }
+    }
+
+    /// `(ln p, exact, ln of an exact-or-conservative p)` for `n` scores summing to `score`.
+    fn p_value_ln(&self, n: u64, score: f64) -> (f64, bool, f64) {
+        if n == 0 || score.is_nan() || score <= 0.0 {
+            return (0.0, true, 0.0);
+        }
+        let nf = n as f64;
+        let alpha = self.config.alpha;
+        if self.config.algorithm == Algorithm::Gumbel || alpha == 0.0 || alpha == 1.0 {
+            let ln_p = gamma_tail_ln(nf, score);
+            return (ln_p, true, ln_p);
+        }
+        let var = (1.0 - alpha).powi(2) + alpha * alpha;
+        if alpha == 0.5 {
+            // (E_A + E_B) / 2 per token: S ~ Gamma(2n, 1/2) exactly.
+            let ln_p = gamma_tail_ln((nf / var).round(), score / var);
+            return (ln_p, true, ln_p);
+        }
+        let ln_p = gamma_tail_ln(nf / var, score / var);
+        (ln_p, false, chernoff_ln(nf, score, 1.0 - alpha, alpha))
+    }
+
+    /// Sums the scores of the scored positions, calling `each(position, score)`.
+    /// Without `per_token`, `each` is not called and the scores of each lane group are summed
+    /// with one logarithm.
+    fn score(
+        &self,
+        tokens: &[u32],
+        cache: &mut GumbelCache,
+        per_token: bool,
+        mut each: impl FnMut(usize, f64),
+    ) -> Result<(u64, f64)> {
+        let w = self.config.context_width;
+        if let Some(i) = tokens.iter().position(|&t| t == PAD) {
+            return Err(Error::InvalidOption(format!(
+                "token id {PAD} at position {i} is reserved for context padding (-1); token ids must be below 2^32 - 1"
+            )));
+        }
+        cache.padded.clear();
+        cache.padded.resize(w, PAD);
+        cache.padded.extend_from_slice(tokens);
+        cache.index.clear();
+        let dual = self.config.algorithm == Algorithm::DualKeyGumbel;
+        let weights = [1.0 - self.config.alpha, self.config.alpha];
+        let padded = &cache.padded;
+        let mut n = 0u64;
+        let mut total = 0.0f64;
+        // Scored positions are gathered LANES at a time and their uniforms computed together
+        // (see `PhiloxPrf::uniforms`); scores are added in position order.
+        let mut pending = [0usize; LANES];
+        let mut len = 0usize;
+        let mut flush = |pending: &[usize; LANES], len: usize| {
+            let contexts: [&[u32]; LANES] =
+                std::array::from_fn(|l| &padded[pending[l]..pending[l] + w]);
+            let lane_tokens: [u32; LANES] = std::array::from_fn(|l| tokens[pending[l]]);
+            let a = self.prfs[0].uniforms(&contexts, &lane_tokens);
+            let b = if dual && weights[1] != 0.0 {
+                Some(self.prfs[1].uniforms(&contexts, &lane_tokens))
+            } else {
+                None
+            };
+            let weight_a = if dual { weights[0] } else { 1.0 };
+            n += len as u64;
+            if per_token {
+                let score = |u: f32| -(-f64::from(u)).ln_1p();
+                for l in 0..len {
+                    let s = weight_a * score(a[l]) + b.map_or(0.0, |b| weights[1] * score(b[l]));
+                    total += s;
+                    each(pending[l], s);
+                }
+            } else {
+                // One log per lane group: sum_l -ln(1 - u_l) = -ln prod_l (1 - u_l). `1 - u`
+                // is exact in f64 (u has 24 bits) and the product of at most 8 factors
+                // >= 2^-24 neither underflows nor loses more than a few ulps.
+                let neg_ln_prod = |u: &[f32; LANES]| {
+                    -u[..len]
+                        .iter()
+                        .map(|&u| 1.0 - f64::from(u))
+                        .product::<f64>()
+                        .ln()
+                };
+                total +=
+                    weight_a * neg_ln_prod(&a) + b.map_or(0.0, |b| weights[1] * neg_ln_prod(&b));
+            }
+        };
+        for i in 0..tokens.len() {
+            if self.dedup && cache.index.insert(padded, w, i).is_some() {
+                continue;
+            }
+            pending[len] = i;
+            len += 1;
+            if len == LANES {
+                flush(&pending, len);
+                len = 0;
+            }
+        }
+        if len > 0 {
+            // Unused lanes repeat the last position; only the first `len` count.
+            let last = pending[len - 1];
+            pending[len..].fill(last);
+            flush(&pending, len);
+        }
+        Ok((n, total))
+    }
+}
+
+/// `ln Q(a, x)` with `Q = 1` at `x <= 0`.
+fn gamma_tail_ln(a: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        0.0
+    } else {
+        stats::gamma_upper_tail_ln(a, x)
+    }
+}
+
+/// The Chernoff bound on `ln P(S >= s)` for `S = w1 G1 + w2 G2`, `G1, G2 ~ Gamma(n, 1)`
+/// independent: `min_{0 <= λ < 1/max(w)} -n ln(1 - λ w1) - n ln(1 - λ w2) - λ s`. A valid upper
+/// bound on the tail for every `λ` (Markov's inequality on `e^{λS}`), so any `λ` the search
+/// stops at is conservative.
+fn chernoff_ln(n: f64, s: f64, w1: f64, w2: f64) -> f64 {
+    if s <= n * (w1 + w2) {
+        return 0.0;
+    }
+    let exponent = |l: f64| -n * (-l * w1).ln_1p() - n * (-l * w2).ln_1p() - l * s;
+    let slope = |l: f64| n * w1 / (1.0 - l * w1) + n * w2 / (1.0 - l * w2) - s;
+    // The exponent is convex in λ: bisect its slope on [0, 1/max(w)).
+    let (mut lo, mut hi) = (0.0, 1.0 / w1.max(w2));
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if slope(mid) > 0.0 {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    exponent(lo).min(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Chernoff bound is above the exact tail where both are known (w = (1/2, 1/2):
+    /// S ~ Gamma(2n, 1/2)), and close to it in the exponent.
+    #[test]
+    fn chernoff_bounds_the_exact_tail() {
+        for (n, s) in [(10.0, 15.0), (100.0, 130.0), (1000.0, 1500.0)] {
+            let exact = stats::gamma_upper_tail_ln(2.0 * n, 2.0 * s);
+            let bound = chernoff_ln(n, s, 0.5, 0.5);
+            assert!(bound >= exact, "n={n} s={s}: {bound} < {exact}");
+            assert!(
+                bound - exact < 0.5 * n.ln() + 3.0,
+                "n={n}: {bound} vs {exact}"
+            );
+        }
+        assert_eq!(chernoff_ln(10.0, 5.0, 0.9, 0.1), 0.0);
+    }
+}

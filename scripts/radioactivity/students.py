@@ -1,0 +1,272 @@
+"""Students of the teacher, and the radioactivity tests on them (closed and open mode).
+
+Students are trained only on the teacher's answers (teacher.py):
+  token-ngram  a count model over SmolLM2 token ids, order window + 1 (the teacher's tokenizer)
+  word-ngram   a count model over words and punctuation, order 3 (a different tokenizer: its
+               text is re-tokenized with SmolLM2's tokenizer for the closed test)
+each in a radioactive version (a share of 100%, 10% or 1% of its training answers from the
+watermarked teacher, the rest from the plain one, on different prompts) and a control version
+(plain answers only). Tests go through the CLI (`greenmark radioactivity closed|open`), so the
+numbers are what a user of greenmark gets. Each test runs with the teacher's key and 100 random
+wrong keys at once: the wrong keys' p-values give the calibration (KS test against uniform).
+
+    python3 scripts/radioactivity/students.py --runs /tmp/radio-run /tmp/radio-run2 --out docs/radioactivity-results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKENIZER = ROOT / "crates/greenmark/tests/data/smollm2-tokenizer.json"
+START = -1  # the start-of-text pseudo token of the n-gram students
+
+
+class NGram:
+    """A count-based n-gram model over hashable symbols, with a start pseudo-symbol."""
+
+    def __init__(self, n: int, texts: list[list]):
+        self.n = n
+        self.next: dict[tuple, Counter] = defaultdict(Counter)
+        for t in texts:
+            seq = [START] * (n - 1) + list(t)
+            for i in range(n - 1, len(seq)):
+                self.next[tuple(seq[i - n + 1 : i])][seq[i]] += 1
+        self.sampler = {k: (list(c.keys()), list(c.values())) for k, c in self.next.items()}
+        self.unigram = [s for t in texts for s in t]
+
+    def generate(self, length: int, rng: random.Random) -> list:
+        out = [START] * (self.n - 1)
+        for _ in range(length):
+            ctx = tuple(out[len(out) - self.n + 1 :])
+            if ctx in self.sampler:
+                symbols, weights = self.sampler[ctx]
+                out.append(rng.choices(symbols, weights)[0])
+            else:
+                out.append(rng.choice(self.unigram))
+        return out[self.n - 1 :]
+
+    def top1(self, context: list) -> int:
+        """The most frequent continuation (smallest on ties); 0 for an unseen context."""
+        c = self.next.get(tuple(context[len(context) - self.n + 1 :]))
+        if not c:
+            return 0
+        best = max(c.values())
+        return min(s for s, v in c.items() if v == best)
+
+
+WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def words(text: str) -> list[str]:
+    return WORD.findall(text)
+
+
+def join_words(ws: list[str]) -> str:
+    out = ""
+    for w in ws:
+        out += w if (not out or re.match(r"[^\w(\"']", w)) else " " + w
+    return out
+
+
+def load(runs: list[Path], variant: str) -> list[dict]:
+    rows = []
+    for r in runs:
+        rows += common.read_jsonl(r / f"teacher-{variant}.jsonl")
+    return sorted(rows, key=lambda x: x["id"])
+
+
+def mixed(wm: list[dict], plain: list[dict], share: float, rng: random.Random) -> list[dict]:
+    """Training answers: `share` of the prompts answered by the watermarked teacher, the rest by
+    the plain one (each prompt once)."""
+    ids = [r["id"] for r in wm]
+    rng.shuffle(ids)
+    k = max(1, round(share * len(ids))) if share > 0 else 0
+    take = set(ids[:k])
+    by_plain = {r["id"]: r for r in plain}
+    return [r for r in wm if r["id"] in take] + [by_plain[i] for i in ids[k:] if i in by_plain]
+
+
+def cli(args: list[str]) -> dict:
+    exe = ROOT / "target/release/greenmark"
+    res = subprocess.run([str(exe), "radioactivity", *args, "--json"], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"greenmark {' '.join(args)} failed: {res.stderr}")
+    return json.loads(res.stdout)
+
+
+def ks_uniform(p: list[float]) -> float:
+    from scipy import stats
+
+    return float(stats.kstest(p, "uniform").pvalue)
+
+
+def at(curve: list[dict], n: int):
+    for point in curve:
+        if point["n_scored"] == n:
+            return point["log10_p_value"]
+    return None
+
+
+def summarize(result: dict) -> dict:
+    teacher, wrong = result["keys"][0], result["keys"][1:]
+    p_wrong = [10 ** k["log10_p_value"] for k in wrong]
+    return {
+        "n_seen": teacher["n_seen"],
+        "n_scored": teacher["n_scored"],
+        "n_excluded": teacher["n_excluded"],
+        "n_repeated": teacher["n_repeated"],
+        "n_copied": teacher["n_copied"],
+        "green_fraction": round(teacher["green_fraction"], 4),
+        "log10_p": round(teacher["log10_p_value"], 2),
+        "log10_p_at_1k": at(teacher["curve"], 1000),
+        "log10_p_at_10k": at(teacher["curve"], 10000),
+        "wrong_keys_ks_p": round(ks_uniform(p_wrong), 4) if wrong else None,
+        "wrong_keys_below_0.01": sum(p < 0.01 for p in p_wrong),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=Path, nargs="+", required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--wrong-keys", type=int, default=100)
+    ap.add_argument("--samples", type=int, default=3000, help="texts generated per student")
+    ap.add_argument("--length", type=int, default=100, help="symbols per generated text")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(TOKENIZER))
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="radioactivity-"))
+    # Wrong keys: random, no config needed beyond the teacher's (written with it).
+    wrong = []
+    for i in range(args.wrong_keys):
+        path = work / f"wrong-{i}.json"
+        doc = json.loads((args.runs[0] / "keys/w1.json").read_text())
+        secret = "%064x" % rng.getrandbits(256)
+        import greenmark
+
+        doc.update(secret=secret, key_id=greenmark.Key.from_hex(secret).id)
+        wrong.append(doc)
+    prompts = work / "prompts.jsonl"
+    common.write_jsonl(prompts, ({"prompt": r["prompt"]} for r in load(args.runs, "plain")))
+    plain = load(args.runs, "plain")
+    results = []
+    start_all = time.time()
+    for h in common.WINDOWS:
+        wm = load(args.runs, f"w{h}")
+        keys = []
+        for i, doc in enumerate(wrong):
+            doc = dict(doc)
+            doc["config"] = json.loads((args.runs[0] / f"keys/w{h}.json").read_text())["config"]
+            p = work / f"w{h}-wrong-{i}.json"
+            p.write_text(json.dumps(doc))
+            keys.append(p)
+        key_args = ["--key-file", str(args.runs[0] / f"keys/w{h}.json")]
+        for p in keys:
+            key_args += ["--key-file", str(p)]
+        # The teacher's own watermarked answers, for scale (the strength students inherit from).
+        teacher_out = work / f"teacher-{h}.jsonl"
+        common.write_jsonl(teacher_out, ({"text": r["text"]} for r in wm))
+        row = {
+            "window": h, "student": "teacher itself", "kind": "teacher", "share": 1.0, "mode": "closed",
+            **summarize(cli(["closed", "--tokenizer", str(TOKENIZER), "--outputs", str(teacher_out),
+                             "--prompts", str(prompts), *key_args])),
+        }
+        results.append(row)
+        print(json.dumps(row), flush=True)
+        for share in (1.0, 0.1, 0.01, 0.0):
+            train = mixed(wm, plain, share, random.Random(args.seed + 1))
+            kind = "control" if share == 0 else "radioactive"
+            for student in ("token-ngram", "word-ngram"):
+                t0 = time.time()
+                if student == "token-ngram":
+                    model = NGram(h + 1, [r["ids"] for r in train])
+                    texts = [tok.decode(model.generate(args.length, rng)) for _ in range(args.samples)]
+                else:
+                    model = NGram(3, [words(r["text"]) for r in train])
+                    texts = [join_words(model.generate(args.length, rng)) for _ in range(args.samples)]
+                outputs = work / f"out-{h}-{student}-{share}.jsonl"
+                common.write_jsonl(outputs, ({"text": t} for t in texts))
+                base = ["closed", "--tokenizer", str(TOKENIZER), "--outputs", str(outputs), *key_args]
+                row = {
+                    "window": h, "student": student, "kind": kind, "share": share, "mode": "closed",
+                    **summarize(cli([*base, "--prompts", str(prompts)])),
+                }
+                row["seconds"] = round(time.time() - t0, 1)
+                results.append(row)
+                print(json.dumps(row), flush=True)
+                if kind == "control":
+                    for flag, name in (("--no-dedup", "closed, no dedup"),):
+                        ab = {"window": h, "student": student, "kind": kind, "share": share, "mode": name,
+                              **summarize(cli([*base, "--prompts", str(prompts), flag]))}
+                        results.append(ab)
+                        print(json.dumps(ab), flush=True)
+                if student == "token-ngram":
+                    # Open mode: the student's top-1 predictions reading the watermarked texts.
+                    t0 = time.time()
+                    preds = work / f"preds-{h}-{share}.jsonl"
+                    common.write_jsonl(
+                        preds,
+                        (
+                            {"ids": r["ids"], "predictions": [model.top1([START] * h + r["ids"][: j + 1]) for j in range(len(r["ids"]))]}
+                            for r in wm
+                        ),
+                    )
+                    row = {
+                        "window": h, "student": student, "kind": kind, "share": share, "mode": "open",
+                        **summarize(cli(["open", "--predictions", str(preds), *key_args])),
+                    }
+                    row["seconds"] = round(time.time() - t0, 1)
+                    results.append(row)
+                    print(json.dumps(row), flush=True)
+    teacher_tokens = sum(len(r["ids"]) for r in plain)
+    args.out.write_text(
+        json.dumps(
+            {"results": results, "teacher_answers": len(plain), "teacher_tokens_per_variant": teacher_tokens,
+             "seconds": round(time.time() - start_all, 1), "args": {k: str(v) for k, v in vars(args).items()}},
+            indent=1,
+        )
+        + "\n"
+    )
+    print(f"wrote {args.out} in {time.time() - start_all:.0f} s")
+    print(markdown(results))
+
+
+def fmt(x) -> str:
+    return "n/r" if x is None else f"{x:.1f}"
+
+
+def markdown(results: list[dict]) -> str:
+    """The results table of docs/radioactivity.md."""
+    lines = [
+        "| window | student | training data | mode | tuples scored | green | log10 p @1k | log10 p @10k "
+        "| log10 p (all) | wrong keys: KS p / # p<0.01 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        data = {"control": "control (0%)", "teacher": "-"}.get(r["kind"], f"{r['share']:.0%} watermarked")
+        lines.append(
+            f"| {r['window']} | {r['student']} | {data} | {r['mode']} | {r['n_scored']} "
+            f"| {r['green_fraction']:.3f} | {fmt(r['log10_p_at_1k'])} | {fmt(r['log10_p_at_10k'])} "
+            f"| {r['log10_p']:.1f} | {r['wrong_keys_ks_p']:.2f} / {r['wrong_keys_below_0.01']} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
