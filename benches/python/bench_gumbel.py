@@ -1,21 +1,28 @@
-"""greenmark's Gumbel detector vs a straightforward numpy implementation of the same math.
+"""greenmark's Gumbel detector vs vLLM's own detector and a numpy implementation of the same math.
 
-vLLM's own detector (``vllm.v1.watermarking.gumbel.GumbelWatermarkDetector``) cannot run
-here: vllm 0.33 pins torch 2.14 and needs a CUDA-capable install, so this compares against
-:func:`numpy_detect`, a direct transcription of the algorithm (Philox4x32-10 vectorized over
-the scored tokens with numpy, the context dedup as a Python loop as vLLM's ``_prepare_inputs``
-does, and the integer-shape gamma survival by log-sum-exp as vLLM's
-``_gamma_survival_integer_shape``). The test suite checks that both give the same answers on
-vLLM's golden cases (``bindings/python/tests/test_gumbel.py``).
+vLLM's detector (``vllm.v1.watermarking.GumbelWatermarkDetector``, vllm 0.33.0) is timed on
+CPU torch from the ``--no-deps`` install that ``make test-python`` puts in
+``target/vllm-site`` (or ``GREENMARK_VLLM_SITE``, or ``--vllm-site``); without it the vLLM
+column reads "n/a". :func:`numpy_detect` is a direct, vectorized transcription of the algorithm
+(Philox4x32-10 vectorized over the scored tokens with numpy, the context dedup as a Python loop
+as vLLM's ``_prepare_inputs`` does, and the integer-shape gamma survival by log-sum-exp as
+vLLM's ``_gamma_survival_integer_shape``). Every row first checks that the three agree
+(scored count exactly, score to 1e-9); the tests pin greenmark against vLLM on hundreds of
+sequences (``bindings/python/tests/test_gumbel_vs_vllm.py``) and the numpy reference on vLLM's
+golden cases (``test_gumbel.py``).
 
-Run: python3 benches/python/bench_gumbel.py [--quick]
+Run: python3 benches/python/bench_gumbel.py [--quick] [--vllm-site DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import pathlib
 import statistics
+import sys
+import time
 import timeit
 
 import numpy as np
@@ -83,10 +90,34 @@ def numpy_detect(key: int, token_ids, context_width: int = 4, dedup: bool = True
     return score, gamma_survival_integer_shape(score, len(targets)), len(targets)
 
 
-def per_call(fn, number: int) -> float:
-    """Median seconds per call over 5 rounds of `number` calls (after one warm-up call)."""
+def per_call(fn, number: int, repeat: int = 5) -> float:
+    """Median seconds per call over `repeat` rounds of `number` calls (after one warm-up call)."""
     fn()
-    return statistics.median(timeit.repeat(fn, number=number, repeat=5)) / number
+    return statistics.median(timeit.repeat(fn, number=number, repeat=repeat)) / number
+
+
+def load_vllm(site):
+    """vLLM's GumbelWatermarkDetector class, or None (with the reason printed)."""
+    site = site or os.environ.get("GREENMARK_VLLM_SITE")
+    if site is None:
+        default = pathlib.Path(__file__).resolve().parents[2] / "target" / "vllm-site"
+        site = str(default) if default.is_dir() else None
+    if site and site not in sys.path:
+        sys.path.append(site)
+    try:
+        from vllm.v1.watermarking import GumbelWatermarkDetector
+    except ImportError as err:
+        print(f"vLLM NOT IMPORTABLE ({err}): its column reads n/a (make test-python installs it)")
+        return None
+    return GumbelWatermarkDetector
+
+
+def ms(t):
+    return "n/a" if t is None else f"{t * 1e3:.3f}ms"
+
+
+def ratio(t, t_gm):
+    return "n/a" if t is None else f"{t / t_gm:.0f}x"
 
 
 def main() -> None:
@@ -94,26 +125,43 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="shorter timings")
+    parser.add_argument("--vllm-site", help="directory holding vllm 0.33.0 (default: GREENMARK_VLLM_SITE or target/vllm-site)")
     args = parser.parse_args()
+    start = time.perf_counter()
     scale = 1 if args.quick else 5
     rng = np.random.default_rng(7)
     detector = GumbelDetector(42)
+    vllm_cls = load_vllm(args.vllm_site)
+    vllm_detector = None if vllm_cls is None else vllm_cls(42, context_width=4, deduplicate_contexts=True)
     print("Gumbel detection (key 42, context width 4, dedup on), median per call; detect is one thread, detect_batch uses all cores")
-    print(f"{'tokens':>8} {'numpy':>12} {'greenmark':>12} {'speedup':>9} {'greenmark tok/s':>16}")
+    print("vLLM: vllm 0.33.0's own GumbelWatermarkDetector.detect on CPU torch (ids as a Python list, as it takes them)")
+    print(f"{'tokens':>8} {'vLLM':>12} {'numpy':>12} {'greenmark':>12} {'vs vLLM':>8} {'vs numpy':>9} {'greenmark tok/s':>16}")
     for n in (200, 2_000, 20_000, 200_000):
         ids = rng.integers(0, 49152, n, dtype=np.int64)
-        want = numpy_detect(42, ids.tolist())
+        ids_list = ids.tolist()
+        want = numpy_detect(42, ids_list)
         got = detector.detect(ids)
         assert got.n_scored == want[2] and math.isclose(got.score, want[0], rel_tol=1e-9)
-        ids_list = ids.tolist()
+        t_vl = None
+        if vllm_detector is not None:
+            v = vllm_detector.detect(ids_list)
+            assert got.n_scored == v.num_scored_tokens and math.isclose(got.score, v.score, rel_tol=1e-9)
+            t_vl = per_call(lambda: vllm_detector.detect(ids_list), max(1, scale * 200 // n), repeat=3 if n >= 20_000 else 5)
         t_np = per_call(lambda: numpy_detect(42, ids_list), max(1, scale * 2000 // n))
         t_gm = per_call(lambda: detector.detect(ids), max(1, scale * 200_000 // n))
-        print(f"{n:>8} {t_np * 1e3:>10.2f}ms {t_gm * 1e3:>10.3f}ms {t_np / t_gm:>8.0f}x {n / t_gm:>16,.0f}")
+        print(f"{n:>8} {ms(t_vl):>12} {ms(t_np):>12} {ms(t_gm):>12} {ratio(t_vl, t_gm):>8} {ratio(t_np, t_gm):>9} {n / t_gm:>16,.0f}")
     batch = [rng.integers(0, 49152, 200, dtype=np.int64) for _ in range(1000)]
     lists = [b.tolist() for b in batch]
+    t_vl = None
+    if vllm_detector is not None:
+        t_vl = per_call(lambda: [vllm_detector.detect(b) for b in lists], 1, repeat=3)
     t_np = per_call(lambda: [numpy_detect(42, b) for b in lists], 1)
     t_gm = per_call(lambda: detector.detect_batch(batch), scale * 5)
-    print(f"1000 texts x 200 tokens (detect_batch): numpy {t_np * 1e3:.1f} ms, greenmark {t_gm * 1e3:.2f} ms, {t_np / t_gm:.0f}x")
+    print(
+        f"1000 texts x 200 tokens (greenmark detect_batch; the others a Python loop): vLLM {ms(t_vl)}, "
+        f"numpy {ms(t_np)}, greenmark {ms(t_gm)}; {ratio(t_vl, t_gm)} vs vLLM, {ratio(t_np, t_gm)} vs numpy"
+    )
+    print(f"bench ran {time.perf_counter() - start:.1f} s (vLLM import included)")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,7 @@ records SWAPs)."""
 
 import os
 import random
-import sys
 import types
-import warnings
 
 import numpy as np
 import pytest
@@ -18,8 +16,9 @@ import torch
 
 import greenmark
 
-if os.environ.get("GREENMARK_VLLM_SITE"):
-    sys.path.append(os.environ["GREENMARK_VLLM_SITE"])  # after site-packages: an installed vLLM wins
+from conftest import add_vllm_site, vllm_unavailable
+
+add_vllm_site()
 try:
     from vllm import SamplingParams
     from vllm.v1.sample.logits_processor import BatchUpdate, MoveDirectionality
@@ -28,14 +27,7 @@ try:
 
     from greenmark.vllm import ENV_KEYS, GreenmarkLogitsProcessor
 except ImportError as err:  # pragma: no cover - depends on the environment
-    if os.environ.get("CI"):
-        raise
-    reason = (
-        f"VLLM IS NOT IMPORTABLE ({err}): the vLLM adapter tests did NOT run. `make test-python` "
-        "installs vllm==0.33.0 --no-deps into target/vllm-site and sets GREENMARK_VLLM_SITE."
-    )
-    warnings.warn(reason)
-    pytest.skip(reason, allow_module_level=True)
+    vllm_unavailable(err, "the vLLM adapter tests")
 
 V = 4096
 KEYS = [greenmark.Key.from_hex(h * 32) for h in ("a1", "b2")]
