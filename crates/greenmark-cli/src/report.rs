@@ -336,38 +336,26 @@ fn write_plot(out: &mut String, annotation: &TextAnnotation, gamma: f64, thresho
         let z = z.clamp(zmin, zmax);
         TOP + (H - TOP - BOTTOM) * (zmax - z) / (zmax - zmin)
     };
-    let _ = writeln!(
+    let frame = Frame {
+        width: W,
+        height: H,
+        left: LEFT,
+        right: RIGHT,
+        top: TOP,
+        bottom: BOTTOM,
+    };
+    frame.open(
         out,
-        "<svg class=\"plot\" viewBox=\"0 0 {W} {H}\" xmlns=\"http://www.w3.org/2000/svg\" \
-         role=\"img\" aria-label=\"running z-score along the text\">"
+        "running z-score along the text",
+        &format!(
+            "Running z-score after each scored token (blue); dashed: the z the exact test \
+             needs for p &lt; {}",
+            escape(&format_threshold(threshold))
+        ),
     );
-    let _ = writeln!(
-        out,
-        "<title>Running z-score after each scored token (blue); dashed: the z the exact test \
-         needs for p &lt; {}</title>",
-        escape(&format_threshold(threshold))
-    );
-    // Axes, the zero line, y ticks.
-    let _ = writeln!(
-        out,
-        "<line class=\"axis\" x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{:.1}\"/>\
-         <line class=\"axis\" x1=\"{LEFT}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>\
-         <line class=\"zero\" x1=\"{LEFT}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>",
-        H - BOTTOM,
-        H - BOTTOM,
-        W - RIGHT,
-        H - BOTTOM,
-        y(0.0),
-        W - RIGHT,
-        y(0.0)
-    );
+    frame.rule(out, "zero", y(0.0));
     for tick in z_ticks(zmin, zmax) {
-        let _ = writeln!(
-            out,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{tick}</text>",
-            LEFT - 6.0,
-            y(tick as f64) + 4.0
-        );
+        frame.y_tick(out, tick, y(tick as f64));
     }
     let _ = writeln!(
         out,
@@ -417,6 +405,64 @@ fn write_plot(out: &mut String, annotation: &TextAnnotation, gamma: f64, thresho
         out.push_str("\"/>\n");
     }
     out.push_str("</svg>\n");
+}
+
+/// The frame of an SVG plot in a report: its size and margins (in viewBox units), and the
+/// pieces every plot draws (the `<svg>` with its label and title, the axes, rules, y ticks).
+pub(crate) struct Frame {
+    pub(crate) width: f64,
+    pub(crate) height: f64,
+    pub(crate) left: f64,
+    pub(crate) right: f64,
+    pub(crate) top: f64,
+    pub(crate) bottom: f64,
+}
+
+impl Frame {
+    /// Opens the `<svg>` (closed by the caller with `</svg>`) with an accessible `label`, a
+    /// `title` (already HTML-escaped), and the two axes.
+    pub(crate) fn open(&self, out: &mut String, label: &str, title: &str) {
+        let Frame {
+            width: w,
+            height: h,
+            left: l,
+            right: r,
+            top: t,
+            bottom: b,
+        } = *self;
+        let _ = writeln!(
+            out,
+            "<svg class=\"plot\" viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\" \
+             role=\"img\" aria-label=\"{}\">\n<title>{title}</title>\n\
+             <line class=\"axis\" x1=\"{l}\" y1=\"{t}\" x2=\"{l}\" y2=\"{:.1}\"/>\
+             <line class=\"axis\" x1=\"{l}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>",
+            escape(label),
+            h - b,
+            h - b,
+            w - r,
+            h - b,
+        );
+    }
+
+    /// A horizontal line across the plot at height `y` (the zero line, a threshold).
+    pub(crate) fn rule(&self, out: &mut String, class: &str, y: f64) {
+        let _ = writeln!(
+            out,
+            "<line class=\"{class}\" x1=\"{}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\"/>",
+            self.left,
+            self.width - self.right,
+        );
+    }
+
+    /// A tick label left of the y axis, centred on height `y`.
+    pub(crate) fn y_tick(&self, out: &mut String, label: impl std::fmt::Display, y: f64) {
+        let _ = writeln!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{label}</text>",
+            self.left - 6.0,
+            y + 4.0
+        );
+    }
 }
 
 /// Integer ticks for the z axis: about five, at a round step.

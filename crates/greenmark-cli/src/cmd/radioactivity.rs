@@ -17,7 +17,7 @@ use greenmark::{Key, WatermarkConfig};
 use greenmark_lm::ReadingOptions;
 
 use super::{detection_config, load_key_file, load_model, parse_threshold, TokenizerArgs};
-use crate::report::{escape, CSS};
+use crate::report::{escape, Frame, CSS};
 use crate::table::format_threshold;
 
 /// Arguments of `greenmark radioactivity`.
@@ -461,21 +461,21 @@ fn plot(result: &Radioactivity, threshold: f64) -> String {
         .floor();
     let x = |n: f64| L + (W - L - R) * n.max(1.0).log10() / max_n.log10();
     let y = |lp: f64| T + (H - T - B) * (lp / min_p).clamp(0.0, 1.0);
-    let mut s = format!(
-        "<svg class=\"plot\" viewBox=\"0 0 {W} {H}\" xmlns=\"http://www.w3.org/2000/svg\" \
-         role=\"img\" aria-label=\"log10 p against tuples scored\">\n\
-         <title>log10 p-value against tuples scored (log scale); dashed: the threshold</title>\n\
-         <line class=\"axis\" x1=\"{L}\" y1=\"{T}\" x2=\"{L}\" y2=\"{:.1}\"/>\
-         <line class=\"axis\" x1=\"{L}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>\n\
-         <line class=\"threshold\" x1=\"{L}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>\n",
-        H - B,
-        H - B,
-        W - R,
-        H - B,
-        y(log_t),
-        W - R,
-        y(log_t)
+    let frame = Frame {
+        width: W,
+        height: H,
+        left: L,
+        right: R,
+        top: T,
+        bottom: B,
+    };
+    let mut s = String::new();
+    frame.open(
+        &mut s,
+        "log10 p against tuples scored",
+        "log10 p-value against tuples scored (log scale); dashed: the threshold",
     );
+    frame.rule(&mut s, "threshold", y(log_t));
     let mut decade = 1.0;
     while decade <= max_n {
         s.push_str(&format!(
@@ -489,11 +489,7 @@ fn plot(result: &Radioactivity, threshold: f64) -> String {
     let step = ((-min_p) / 5.0).ceil().max(1.0);
     let mut tick = 0.0;
     while tick >= min_p {
-        s.push_str(&format!(
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{tick}</text>\n",
-            L - 6.0,
-            y(tick) + 4.0
-        ));
+        frame.y_tick(&mut s, tick, y(tick));
         tick -= step;
     }
     s.push_str(&format!(
