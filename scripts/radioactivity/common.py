@@ -47,12 +47,52 @@ SUBJECTS = [
 ]
 
 
+# Added for the larger corpus. The first len(TEMPLATES) * len(SUBJECTS) prompts keep their order,
+# so a corpus made before these were added is a prefix of one made after.
+MORE_TEMPLATES = [
+    "Write a letter to a friend about {s}.",
+    "What is the most surprising thing about {s}?",
+    "Summarize what a student should know about {s}.",
+    "Write a short dialogue between two people discussing {s}.",
+    "How has {s} changed over the last hundred years?",
+    "Give a one-paragraph opinion on {s}.",
+    "What questions would a scientist ask about {s}?",
+    "Describe a day in the life of someone who loves {s}.",
+    "Write a product description inspired by {s}.",
+    "What mistakes do beginners make with {s}?",
+    "Write a news headline and a short article about {s}.",
+    "Explain how {s} works, step by step.",
+]
+
+MORE_SUBJECTS = [
+    "glaciers", "octopuses", "the violin", "windmills", "origami", "submarines", "thunderstorms",
+    "the Great Wall of China", "tomatoes", "kites", "the periodic table", "marathons", "owls",
+    "fireworks", "the Sahara", "sourdough", "elephants", "the metric system", "candles",
+    "skateboarding", "the Amazon river", "umbrellas", "sunflowers", "comets", "board games",
+    "the piano", "lightning", "wolves", "chocolate", "knitting", "airports", "hot air balloons",
+    "the Arctic", "mushrooms", "sailing", "the alphabet", "rainbows", "whales", "pottery",
+    "the Moon landing", "spiders", "city parks", "bamboo", "the postal service", "tides",
+    "volunteering", "typewriters", "the immune system", "salt", "photography", "camping",
+    "newspapers", "frogs", "satellites", "yoga", "castles", "rice", "butterflies", "chess clocks",
+    "street food",
+]
+
+
 def prompts(n: int, seed: int = 0) -> list[str]:
-    """`n` distinct prompts (at most len(TEMPLATES) * len(SUBJECTS)), in a fixed shuffled order."""
+    """`n` distinct prompts, in a fixed shuffled order: first the original templates x subjects
+    (744), then every other combination of the two template and subject lists (2,184 more)."""
     combos = [t.format(s=s) for s in SUBJECTS for t in TEMPLATES]
+    random.Random(seed).shuffle(combos)
+    more = [
+        t.format(s=s)
+        for s in SUBJECTS + MORE_SUBJECTS
+        for t in TEMPLATES + MORE_TEMPLATES
+        if not (s in SUBJECTS and t in TEMPLATES)
+    ]
+    random.Random(seed + 1).shuffle(more)
+    combos += more
     if n > len(combos):
         raise ValueError(f"at most {len(combos)} prompts are available, asked for {n}")
-    random.Random(seed).shuffle(combos)
     return combos[:n]
 
 

@@ -1,8 +1,10 @@
 """The teacher: the embedded SmolLM2-135M-Instruct answering programmatic prompts, three times
 per prompt: without a watermark ("plain"), and watermarked with lefthash window 1 ("w1") and
-window 2 ("w2"), gamma 0.25, delta 3. Runs on transformers (the GGUF dequantized, batched sampling):
-llama-cpp-python 0.3.36 as installed here segfaults in `llama_decode` on this machine (also on
-a plain completion), so it is not used.
+window 2 ("w2"), gamma 0.25, delta 3. Two backends, same sampling (temperature 1, no top-k/top-p):
+- `--backend transformers` (the GGUF dequantized, batched sampling, 15 to 18 tokens/s here);
+- `--backend llama_cpp` (llama-cpp-python on the Q4_1 GGUF, one thread, about 45 tokens/s here).
+  llama-cpp-python 0.3.36 built for this AMX CPU segfaults in ggml's AMX matmul unless the model
+  parameter `use_extra_bufts` is off, which this script sets.
 
 Writes, under --out: keys/w1.json, keys/w2.json (greenmark key files with their config),
 prompts.jsonl, and teacher-{plain,w1,w2}.jsonl, one answer per line:
@@ -11,6 +13,7 @@ ids the generated tokens. Lines are appended prompt by prompt (all three variant
 so a run stopped early still has the same prompts in every file.
 
     python3 scripts/radioactivity/teacher.py --out runs/radio --n-prompts 300 --max-tokens 150
+    python3 scripts/radioactivity/teacher.py --backend llama_cpp --out runs/radio3 --skip 224 --n-prompts 1000 --max-tokens 100
 """
 
 from __future__ import annotations
@@ -39,15 +42,15 @@ def main() -> None:
     ap.add_argument("--skip", type=int, default=0, help="start at this prompt of the shuffled list")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--backend", choices=["transformers", "llama_cpp"], default="transformers")
     args = ap.parse_args()
 
     import greenmark
-    import torch
-    from transformers import LogitsProcessorList
 
-    from greenmark.transformers import WatermarkLogitsProcessor
+    if args.backend == "transformers":
+        import torch
 
-    torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)
 
     out = args.out
     (out / "keys").mkdir(parents=True, exist_ok=True)
@@ -61,15 +64,40 @@ def main() -> None:
         )
         watermarkers[f"w{h}"] = (key, config)
 
-    tok, model = load_model(args.model)
-    stops = [tok.convert_tokens_to_ids("<|im_end|>"), tok.eos_token_id]
-
     prompts = common.prompts(args.skip + args.n_prompts, seed=args.seed)[args.skip :]
     common.write_jsonl(
         out / "prompts.jsonl", ({"id": args.skip + i, "prompt": p} for i, p in enumerate(prompts))
     )
     variants = ["plain", *watermarkers]
     files = {v: open(out / f"teacher-{v}.jsonl", "w") for v in variants}
+    start = time.time()
+    generate = generate_llama_cpp if args.backend == "llama_cpp" else generate_transformers
+    n_tokens = generate(args, prompts, watermarkers, files)
+    for f in files.values():
+        f.close()
+    dt = time.time() - start
+    print(f"done: {len(prompts)} prompts x {len(variants)} variants, {n_tokens} tokens in {dt:.0f} s")
+    (out / "teacher-timing.json").write_text(
+        json.dumps({"seconds": dt, "tokens": n_tokens, "prompts": len(prompts), "backend": args.backend})
+    )
+    os.sync()
+
+
+def progress(done: int, total: int, n_tokens: int, start: float) -> None:
+    dt = time.time() - start
+    print(f"{done}/{total} prompts, {n_tokens} tokens, {dt:.0f} s, {n_tokens / dt:.1f} tokens/s", flush=True)
+
+
+def generate_transformers(args, prompts, watermarkers, files) -> int:
+    """Batched sampling on transformers; returns the number of tokens generated."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    from greenmark.transformers import WatermarkLogitsProcessor
+
+    tok, model = load_model(args.model)
+    stops = [tok.convert_tokens_to_ids("<|im_end|>"), tok.eos_token_id]
+    variants = list(files)
     start, n_tokens = time.time(), 0
     torch.manual_seed(args.seed)
     for b in range(0, len(prompts), args.batch):
@@ -104,14 +132,55 @@ def main() -> None:
                 files[v].write(json.dumps(row) + "\n")
                 n_tokens += len(ids)
             files[v].flush()
-        dt = time.time() - start
-        print(f"{b + len(batch)}/{len(prompts)} prompts, {n_tokens} tokens, {dt:.0f} s, {n_tokens / dt:.1f} tokens/s", flush=True)
-    for f in files.values():
-        f.close()
-    dt = time.time() - start
-    print(f"done: {len(prompts)} prompts x {len(variants)} variants, {n_tokens} tokens in {dt:.0f} s")
-    (out / "teacher-timing.json").write_text(json.dumps({"seconds": dt, "tokens": n_tokens, "prompts": len(prompts)}))
-    os.sync()
+        progress(b + len(batch), len(prompts), n_tokens, start)
+    return n_tokens
+
+
+def generate_llama_cpp(args, prompts, watermarkers, files) -> int:
+    """One prompt at a time on llama.cpp (one thread); returns the number of tokens generated."""
+    import llama_cpp
+    from llama_cpp import llama as llama_module
+
+    from greenmark.llama_cpp import WatermarkLogitsProcessor
+
+    original = llama_module.llama_cpp.llama_model_default_params
+
+    def defaults():
+        params = original()
+        params.use_extra_bufts = False  # ggml's AMX path segfaults on this CPU
+        return params
+
+    llama_module.llama_cpp.llama_model_default_params = defaults
+    try:
+        llm = llama_cpp.Llama(str(args.model), n_ctx=1024, n_threads=1, seed=args.seed, verbose=False)
+    finally:
+        llama_module.llama_cpp.llama_model_default_params = original
+    stops = {llm.token_eos(), *llm.tokenize(b"<|im_end|>", add_bos=False, special=True)}
+    processors = {v: WatermarkLogitsProcessor(*kc) for v, kc in watermarkers.items()}
+    start, n_tokens = time.time(), 0
+    llm.set_seed(args.seed)
+    for i, prompt in enumerate(prompts):
+        prompt_ids = llm.tokenize(render_chat(prompt).encode(), add_bos=False, special=True)
+        for v, f in files.items():
+            procs = llama_cpp.LogitsProcessorList([processors[v]]) if v in processors else None
+            ids = []
+            stream = llm.generate(prompt_ids, temp=args.temperature, top_k=0, top_p=1.0, min_p=0.0,
+                                  logits_processor=procs, reset=True)
+            for t in stream:
+                if t in stops:
+                    break
+                ids.append(int(t))
+                if len(ids) == args.max_tokens:
+                    break
+            stream.close()
+            text = llm.detokenize(ids).decode("utf-8", errors="replace")
+            row = {"id": args.skip + i, "prompt": prompt, "prompt_ids": list(map(int, prompt_ids)), "ids": ids, "text": text}
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            n_tokens += len(ids)
+        if (i + 1) % 10 == 0 or i + 1 == len(prompts):
+            progress(i + 1, len(prompts), n_tokens, start)
+    return n_tokens
 
 
 def load_model(path: Path):

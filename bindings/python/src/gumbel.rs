@@ -3,7 +3,7 @@
 
 use greenmark::gumbel::{
     Algorithm, ContextDedup, GumbelConfig, GumbelDetection, GumbelDetector, GumbelKey,
-    GumbelWatermarker, VllmWatermarkConfig,
+    GumbelRequest, GumbelWatermarker, VllmWatermarkConfig,
 };
 use greenmark::Error;
 use numpy::PyUntypedArrayMethods;
@@ -15,7 +15,7 @@ use crate::errors::{to_py, type_error, EnterGreenmark};
 use crate::key::PyKey;
 
 /// vLLM's `u64` key (an int), or a `greenmark.Key` (native scheme ids).
-fn gumbel_key(obj: &Bound<'_, PyAny>) -> PyResult<GumbelKey> {
+pub(crate) fn gumbel_key(obj: &Bound<'_, PyAny>) -> PyResult<GumbelKey> {
     if let Ok(key) = obj.cast::<PyKey>() {
         return Ok(GumbelKey::from_key(&key.get().0));
     }
@@ -41,7 +41,7 @@ fn token_ids(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u32>> {
     Ok(arrays::ids(obj, name, &[1], None)?.data)
 }
 
-fn gumbel_config(
+pub(crate) fn gumbel_config(
     algorithm: &str,
     alpha: f64,
     context_width: usize,
@@ -247,6 +247,77 @@ impl PyGumbelWatermarker {
     }
 }
 
+/// One logits row (V,) of float32, C-contiguous.
+fn logits_row<'py>(
+    logits: &'py Bound<'py, PyAny>,
+) -> PyResult<numpy::PyReadwriteArrayDyn<'py, f32>> {
+    let row = arrays::logits(logits)?;
+    if row.ndim() != 1 {
+        return Err(crate::errors::ShapeError::new_err(format!(
+            "logits must be one row of shape (V,), got shape {:?}",
+            row.shape()
+        )));
+    }
+    Ok(row)
+}
+
+/// One request's generation state, kept across steps: each step costs the same however long
+/// the answer grows (the dedup index is updated, not rebuilt).
+#[pyclass(name = "GumbelRequest", module = "greenmark._greenmark")]
+pub(crate) struct PyGumbelRequest(GumbelRequest<'static>);
+
+#[pymethods]
+impl PyGumbelRequest {
+    /// The generated ids so far.
+    #[getter]
+    fn generated(&self) -> Vec<u32> {
+        self.0.generated().to_vec()
+    }
+
+    /// How many generated positions were watermarkable (not skipped as repeated contexts).
+    #[getter]
+    fn n_watermarked(&self) -> usize {
+        self.0.n_watermarked()
+    }
+
+    /// Whether the next position is watermarked (False where its context repeats, per the
+    /// dedup mode).
+    fn next_is_watermarked(&mut self) -> bool {
+        self.0.next_is_watermarked()
+    }
+
+    /// The watermarked token for the next position from a float32 logits row (V,) after
+    /// temperature / top-k / top-p. Call where `next_is_watermarked()` is True; sample
+    /// normally elsewhere. Then `push` the token chosen.
+    #[pyo3(signature = (logits, *, route_u=0.0))]
+    fn sample(&self, py: Python<'_>, logits: &Bound<'_, PyAny>, route_u: f32) -> PyResult<u32> {
+        let row = logits_row(logits)?;
+        let row = row
+            .as_slice()
+            .expect("checked C-contiguous by arrays::logits");
+        py.enter(|| self.0.sample_watermarked(row, route_u))
+    }
+
+    /// Appends the token chosen for the next position.
+    fn push(&mut self, token: u32) -> PyResult<()> {
+        if token == greenmark::gumbel::PAD {
+            return Err(to_py(Error::InvalidOption(format!(
+                "token id {token} is reserved for context padding; token ids must be below 2^32 - 1"
+            ))));
+        }
+        self.0.push(token);
+        Ok(())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "GumbelRequest(generated={}, n_watermarked={})",
+            self.0.generated().len(),
+            self.0.n_watermarked()
+        )
+    }
+}
+
 #[pymethods]
 impl PyGumbelWatermarker {
     #[new]
@@ -295,7 +366,8 @@ impl PyGumbelWatermarker {
 
     /// The watermarked token for a float32 logits row (V,) after temperature / top-k / top-p,
     /// keyed by the last `context_width` ids of `generated`; `route_u` (uniform in [0, 1)
-    /// from your sampler) routes dual-key steps.
+    /// from your sampler) routes dual-key steps. Costs O(V + context_width), whatever the
+    /// length of `generated`; for the dedup decision across steps, keep a `request()`.
     #[pyo3(signature = (logits, generated, *, route_u=0.0))]
     fn sample(
         &self,
@@ -304,19 +376,33 @@ impl PyGumbelWatermarker {
         generated: &Bound<'_, PyAny>,
         route_u: f32,
     ) -> PyResult<u32> {
-        let row = arrays::logits(logits)?;
-        if row.ndim() != 1 {
-            return Err(crate::errors::ShapeError::new_err(format!(
-                "logits must be one row of shape (V,), got shape {:?}",
-                row.shape()
-            )));
-        }
+        let row = logits_row(logits)?;
         let generated = token_ids(generated, "generated")?;
         let row = row
             .as_slice()
             .expect("checked C-contiguous by arrays::logits");
-        let request = self.replay(&generated, &[]);
-        py.enter(|| request.sample_watermarked(row, route_u))
+        let w = self.0.config().context_width;
+        let last = &generated[generated.len() - generated.len().min(w)..];
+        if last.contains(&greenmark::gumbel::PAD) {
+            return Err(to_py(Error::InvalidOption(format!(
+                "generated holds {}, reserved for context padding: token ids must be below 2^32 - 1",
+                greenmark::gumbel::PAD
+            ))));
+        }
+        let mut context = vec![greenmark::gumbel::PAD; w - last.len()];
+        context.extend_from_slice(last);
+        py.enter(|| self.0.sample(row, &context, self.0.route(route_u)))
+    }
+
+    /// A request's generation state after `prompt` (which matters only for
+    /// deduplicate_contexts="all"), kept across steps.
+    #[pyo3(signature = (prompt=None))]
+    fn request(&self, prompt: Option<&Bound<'_, PyAny>>) -> PyResult<PyGumbelRequest> {
+        let prompt = match prompt {
+            Some(p) => token_ids(p, "prompt")?,
+            None => Vec::new(),
+        };
+        Ok(PyGumbelRequest(self.0.clone().into_request(&prompt)))
     }
 
     fn __repr__(&self) -> String {
@@ -326,6 +412,7 @@ impl PyGumbelWatermarker {
 
 /// Adds the Gumbel classes to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyGumbelRequest>()?;
     m.add_class::<PyGumbelDetection>()?;
     m.add_class::<PyGumbelDetector>()?;
     m.add_class::<PyGumbelWatermarker>()

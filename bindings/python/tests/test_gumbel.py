@@ -59,6 +59,27 @@ def test_all_23_cases_generate_as_vllm():
         assert generated == c["generated"], c["id"]
 
 
+def test_all_23_cases_generate_as_vllm_through_a_kept_request():
+    """The same goldens through `request()`: one state across steps, no replay."""
+    for c in CASES:
+        common = dict(algorithm=c["scheme"], alpha=c["gen_alpha"], context_width=c["context_width"])
+        wm = GumbelWatermarker(
+            c["key"], deduplicate_contexts=c["gen_dedup"], max_history=c["max_history"], **common
+        )
+        request = wm.request(c["prompt"])
+        for pos in range(c["n_steps"]):
+            logits = fixture_logits(c["vocab_size"], pos, c["dominant_token"], c["dominant_bias"])
+            if request.next_is_watermarked():
+                token = request.sample(logits, route_u=float(ROUTING[pos % len(ROUTING)]))
+            else:
+                token = int(np.argmax(logits))
+            request.push(token)
+        assert request.generated == c["generated"], c["id"]
+        assert 0 < request.n_watermarked <= c["n_steps"]
+    with pytest.raises(ValueError, match="padding"):
+        GumbelWatermarker(1).request().push(2**32 - 1)
+
+
 def test_log_p_where_the_float_underflows_matches_mpmath_and_scipy():
     mpmath = pytest.importorskip("mpmath")
     from scipy.special import gammaincc
@@ -130,3 +151,30 @@ def test_bad_input_raises_value_and_type_errors():
 def test_docstrings():
     result = doctest.testmod(greenmark.gumbel, raise_on_error=False)
     assert result.failed == 0 and result.attempted >= 3
+
+
+def test_vllm_users_detect_from_greenmark_vllm_without_vllm_installed():
+    """`greenmark.vllm` gives the Gumbel detector with vLLM unimportable; only the logits
+    processor needs vLLM, and says so when asked for."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['vllm'] = None\n"
+        "import greenmark.vllm as gv, doctest\n"
+        "assert doctest.testmod(gv).failed == 0\n"
+        "d = gv.load_vllm_config.__name__, gv.GumbelDetector(42).scheme\n"
+        "print(d)\n"
+        "try:\n"
+        "    gv.GreenmarkLogitsProcessor\n"
+        "except ImportError as e:\n"
+        "    print('processor needs vllm:', type(e).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "greenmark/gumbel-vllm/v1" in out.stdout
+    assert "processor needs vllm" in out.stdout
+    with pytest.raises(AttributeError):
+        import greenmark.vllm as gv
+
+        gv.not_a_name

@@ -97,3 +97,44 @@ def test_errors_are_value_and_type_errors_that_say_what_to_fix():
     test.score_text(np.arange(10))
     with pytest.raises(ValueError, match="before the first scored text"):
         test.exclude_prompt(np.arange(3))
+
+
+def test_gumbel_tape_detects_a_suspect_that_learned_the_gumbel_choice():
+    """A suspect whose top-1 is the Gumbel-max token of vLLM key 42 (context width 2) is
+    radioactive for that key and not for another; the pooled p-value is the Gamma(n, 1) upper
+    tail of the summed scores (mpmath far out, scipy where floats hold it)."""
+    from greenmark.gumbel import GumbelWatermarker
+
+    V = 500
+    wm = GumbelWatermarker(42, context_width=2, deduplicate_contexts="none")
+    rng = np.random.default_rng(3)
+    flat = np.zeros(V, dtype=np.float32)
+    hot = RadioactivityTest.gumbel([42], V, context_width=2, max_tuples=300)
+    cold = RadioactivityTest.gumbel([43, 44], V, context_width=2, max_tuples=300)
+    assert hot.config is None and hot.scheme == "greenmark/gumbel-vllm/v1"
+    for _ in range(10):
+        ids = rng.integers(0, V, 40)
+        preds = np.array([wm.sample(flat, ids[: j + 1]) for j in range(len(ids))])
+        hot.score_predictions(ids, preds)
+        cold.score_predictions(ids, preds)
+    h, c = hot.result(), cold.result()
+    k = h["keys"][0]
+    assert k["n_scored"] == 300 and k["n_green"] == 0
+    assert h["log10_p_value"] < -50
+    # Far below float range: the tail in mpmath's arbitrary precision.
+    import mpmath
+
+    mpmath.mp.dps = 50
+    want = float(mpmath.log(mpmath.gammainc(k["n_scored"], k["score"], mpmath.inf, regularized=True)))
+    assert math.isclose(k["ln_p_value"], want, rel_tol=1e-9)
+    assert c["log10_p_value"] > -3
+    # Moderate evidence, where scipy's float tail is exact: an unmarked suspect.
+    calm = RadioactivityTest.gumbel([42], V, context_width=2)
+    for _ in range(5):
+        calm.score_text(rng.integers(0, V, 60))
+    r = calm.result()["keys"][0]
+    assert math.isclose(r["ln_p_value"], stats.gamma.logsf(r["score"], r["n_scored"]), rel_tol=1e-9)
+    with pytest.raises(ValueError, match="vocab_size"):
+        RadioactivityTest.gumbel([42], 0)
+    with pytest.raises(TypeError):
+        RadioactivityTest.gumbel(["not a key"], V)

@@ -221,3 +221,63 @@ fn bad_inputs_are_one_line_errors() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("line 1: not valid JSON"), "{err}");
 }
+
+/// Open mode from predictions, for vLLM's Gumbel watermark: a suspect whose top-1 is the
+/// Gumbel-max token of every context under key 42 is radioactive for key 42 and not for 43.
+#[test]
+fn open_mode_tests_the_gumbel_watermark_from_a_vllm_config() {
+    use greenmark::gumbel::{GumbelConfig, GumbelKey, GumbelWatermarker, KeyChoice};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = GumbelConfig::default();
+    config.context_width = 2;
+    let wm = GumbelWatermarker::new(GumbelKey::vllm(42), config).unwrap();
+    let flat = vec![0.0f32; 1000];
+    let mut lines = String::new();
+    for t in 0..20u32 {
+        let ids: Vec<u32> = (0..50u32).map(|i| (i * 37 + t * 101) % 1000).collect();
+        let preds: Vec<u32> = (0..ids.len())
+            .map(|j| match j {
+                0 => 0,
+                _ => wm.sample(&flat, &ids[j - 1..=j], KeyChoice::A).unwrap(),
+            })
+            .collect();
+        lines.push_str(&serde_json::json!({"ids": ids, "predictions": preds}).to_string());
+        lines.push('\n');
+    }
+    let preds = dir.path().join("preds.jsonl");
+    std::fs::write(&preds, lines).unwrap();
+    let run = |key: u64, extra: &[&str]| {
+        let cfg = dir.path().join(format!("vllm-{key}.json"));
+        std::fs::write(&cfg, format!(r#"{{"key": {key}, "context_width": 2}}"#)).unwrap();
+        greenmark()
+            .args(["radioactivity", "open", "--vllm-config"])
+            .arg(&cfg)
+            .arg("--predictions")
+            .arg(&preds)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let hot = json(&run(
+        42,
+        &["--json", "--vocab-size", "1000", "--max-tuples", "500"],
+    ));
+    assert_eq!(hot["scheme"], "greenmark/gumbel-vllm/v1");
+    assert_eq!(hot["keys"][0]["n_scored"], 500);
+    assert!(hot["log10_p_value"].as_f64().unwrap() < -100.0, "{hot}");
+    let cold = json(&run(
+        43,
+        &["--json", "--vocab-size", "1000", "--max-tuples", "500"],
+    ));
+    assert!(cold["log10_p_value"].as_f64().unwrap() > -3.0, "{cold}");
+    let text = String::from_utf8(run(42, &["--vocab-size", "1000"]).stdout).unwrap();
+    assert!(
+        text.contains("score ") && text.contains("RADIOACTIVE"),
+        "{text}"
+    );
+    // Without a vocabulary size there is nothing to check the ids against.
+    let out = run(42, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--vocab-size"), "{err}");
+}

@@ -139,7 +139,7 @@ impl Lm {
         options: &ReadingOptions,
         progress: &mut dyn FnMut(usize),
     ) -> Result<()> {
-        let want = test.config().vocab_size();
+        let want = test.vocab_size();
         if want != self.vocab_size() {
             return Err(LmError::InvalidOption(format!(
                 "the watermark config is for {want} tokens but the suspect model has {}: reading \

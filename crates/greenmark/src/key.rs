@@ -134,6 +134,18 @@ impl fmt::Debug for Key {
 }
 
 impl KeyId {
+    /// The id of a secret that is not a [`Key`]: the first 8 bytes of a SHA-256 of `parts`
+    /// after greenmark's domain and `label`.
+    pub(crate) fn of(label: &[u8], parts: &[&[u8]]) -> KeyId {
+        let mut hasher = Sha256::new().chain_update(DOMAIN).chain_update(label);
+        for part in parts {
+            hasher.update(part);
+        }
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&hasher.finalize()[..8]);
+        KeyId(id)
+    }
+
     /// The id's 8 bytes.
     pub fn as_bytes(&self) -> &[u8; 8] {
         &self.0

@@ -99,7 +99,7 @@ proptest! {
             prop_assert_eq!(bit, expected, "token {}", t);
         }
         // Bits past the vocabulary stay clear.
-        if v % 64 != 0 {
+        if !v.is_multiple_of(64) {
             prop_assert_eq!(mask[v / 64] >> (v % 64), 0);
         }
     }

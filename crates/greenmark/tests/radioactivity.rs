@@ -4,18 +4,22 @@
 //! window 1 and 2); token n-gram students are trained only on its answers. Students of the
 //! watermarked teacher are detected at p < 1e-6 in closed mode (their generated text) and
 //! open mode (their top-1 predictions on the teacher's texts); control students, trained on
-//! the unwatermarked answers to the same prompts, are not (p > 1e-2).
+//! the unwatermarked answers to the same prompts, are not (p > 1e-2). The same holds for a
+//! teacher watermarked with vLLM's Gumbel scheme (context width 1 and 2), tested on the
+//! Gumbel tape (the pooled `Gamma(n, 1)` tail).
 
 use std::collections::HashMap;
 
+use greenmark::gumbel::{GumbelConfig, GumbelKey, GumbelWatermarker};
 use greenmark::radioactivity::{RadioactivityTest, TestOptions};
-use greenmark::synthetic::ZipfLm;
+use greenmark::synthetic::{self, ZipfLm};
 use greenmark::{Key, Scheme, WatermarkConfig, Watermarker};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const VOCAB: u32 = 3000;
 const BUDGET: u64 = 4000;
+const GUMBEL_BUDGET: u64 = 1000;
 
 /// A count-based n-gram model of order `n` (context of `n - 1` tokens), backing off to the
 /// unigram counts for contexts never seen.
@@ -94,6 +98,13 @@ struct Outcome {
     open: f64,
 }
 
+/// The teacher's 300 prompts of 4 random tokens.
+fn random_prompts(rng: &mut ChaCha8Rng) -> Vec<Vec<u32>> {
+    (0..300)
+        .map(|_| (0..4).map(|_| rng.gen_range(0..VOCAB)).collect())
+        .collect()
+}
+
 /// Trains a student of order `window + 1` on the teacher's answers and tests it.
 fn student(
     window: usize,
@@ -104,9 +115,7 @@ fn student(
     rng: &mut ChaCha8Rng,
 ) -> Outcome {
     let wm = Watermarker::new(key, config.clone());
-    let prompts: Vec<Vec<u32>> = (0..300)
-        .map(|_| (0..4).map(|_| rng.gen_range(0..VOCAB)).collect())
-        .collect();
+    let prompts = random_prompts(rng);
     let answers: Vec<Vec<u32>> = prompts
         .iter()
         .map(|p| {
@@ -178,5 +187,77 @@ fn radioactive_students_are_detected_and_controls_are_not() {
             "window {window} control open: {}",
             control.open
         );
+    }
+}
+
+/// The teacher's answer with vLLM's Gumbel rule (generation dedup `single_turn`: a repeated
+/// context is sampled normally).
+fn gumbel_answer(
+    lm: &ZipfLm,
+    wm: &GumbelWatermarker,
+    prompt: &[u32],
+    n: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<u32> {
+    let mut context = prompt.to_vec();
+    let mut request = wm.request(prompt);
+    let mut logits = vec![0.0f32; VOCAB as usize];
+    let mut probs = vec![0.0f64; VOCAB as usize];
+    for _ in 0..n {
+        lm.logits(&context, &mut logits);
+        let t = request
+            .next(&logits, 0.0, |l| synthetic::sample(l, &mut probs, rng))
+            .unwrap();
+        context.push(t);
+    }
+    request.generated().to_vec()
+}
+
+/// Students of a Gumbel-watermarked teacher (order `width + 1`), closed mode on their text.
+fn gumbel_student(width: usize, watermarked: bool, lm: &ZipfLm, rng: &mut ChaCha8Rng) -> f64 {
+    let key = GumbelKey::vllm(0x5eed);
+    let mut config = GumbelConfig::default();
+    config.context_width = width;
+    let wm = GumbelWatermarker::new(key, config).unwrap();
+    let prompts = random_prompts(rng);
+    let answers: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| {
+            if watermarked {
+                gumbel_answer(lm, &wm, p, 120, rng)
+            } else {
+                lm.generate(p, 120, None, rng).unwrap()
+            }
+        })
+        .collect();
+    let model = NGram::train(width + 1, &answers);
+    // A Gumbel teacher repeats itself across answers (the same context gives the same
+    // watermarked token in every answer), so its window-1 students write fewer distinct
+    // tuples.
+    let budget = if width == 1 { GUMBEL_BUDGET } else { BUDGET };
+    let options = TestOptions::default().max_tuples(budget);
+    let mut test = RadioactivityTest::gumbel(&[key], config, VOCAB, options).unwrap();
+    for p in &prompts {
+        test.exclude_prompt(p).unwrap();
+    }
+    for p in prompts.iter().cycle().take(600) {
+        let text = model.generate(p, 60, rng);
+        test.score_text(&text, p).unwrap();
+    }
+    let r = test.finish();
+    assert_eq!(r.keys[0].n_scored, budget, "the student fills its budget");
+    r.log10_p_value
+}
+
+#[test]
+fn gumbel_students_are_detected_and_controls_are_not() {
+    let lm = ZipfLm::new(VOCAB, 1.1).unwrap();
+    for width in [1usize, 2] {
+        let mut rng = ChaCha8Rng::seed_from_u64(10 + width as u64);
+        let hot = gumbel_student(width, true, &lm, &mut rng);
+        let control = gumbel_student(width, false, &lm, &mut rng);
+        eprintln!("gumbel width {width}: radioactive closed {hot:.1}; control closed {control:.2}");
+        assert!(hot < -6.0, "width {width}: {hot}");
+        assert!(control > -2.0, "width {width} control: {control}");
     }
 }

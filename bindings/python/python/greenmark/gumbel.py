@@ -23,9 +23,9 @@ from __future__ import annotations
 import os
 from typing import Union
 
-from greenmark._greenmark import GumbelDetection, GumbelDetector, GumbelWatermarker
+from greenmark._greenmark import GumbelDetection, GumbelDetector, GumbelRequest, GumbelWatermarker
 
-__all__ = ["GumbelDetection", "GumbelDetector", "GumbelWatermarker", "load_vllm_config"]
+__all__ = ["GumbelDetection", "GumbelDetector", "GumbelRequest", "GumbelWatermarker", "load_vllm_config"]
 
 
 def load_vllm_config(

@@ -44,10 +44,42 @@ class RadioactivityTest:
             raise TypeError(f"keys must be a list of greenmark.Key, got {type(keys).__name__}")
         self._native = _Native(list(keys), config, max_tuples=max_tuples, dedup=dedup)
 
+    @classmethod
+    def gumbel(
+        cls,
+        keys: Sequence[Any],
+        vocab_size: int,
+        *,
+        context_width: int = 4,
+        max_tuples: int | None = None,
+        dedup: bool = True,
+    ) -> "RadioactivityTest":
+        """A test of a Gumbel watermark (vLLM's ``gumbel``, or greenmark's native one): each key
+        an int (vLLM's ``--watermark-config`` key) or a :class:`greenmark.Key`. Each distinct
+        (context, token) tuple scores ``-ln(1 - u)``; the pooled p-value is the exact
+        ``Gamma(n, 1)`` tail."""
+        if isinstance(keys, (str, bytes)) or not isinstance(keys, Sequence):
+            raise TypeError(f"keys must be a list of ints or greenmark.Key, got {type(keys).__name__}")
+        test = cls.__new__(cls)
+        test._native = _Native.gumbel(
+            list(keys), vocab_size, context_width=context_width, max_tuples=max_tuples, dedup=dedup
+        )
+        return test
+
     @property
     def config(self):
-        """The watermark config under test."""
+        """The KGW watermark config under test (``None`` for a Gumbel test)."""
         return self._native.config
+
+    @property
+    def vocab_size(self) -> int:
+        """The vocabulary size token ids are checked against."""
+        return self._native.vocab_size
+
+    @property
+    def scheme(self) -> str:
+        """The scheme's versioned id."""
+        return self._native.scheme
 
     def exclude_prompt(self, prompt_ids: Any) -> None:
         """Never score the windows of this prompt (token ids)."""
@@ -81,10 +113,10 @@ class RadioactivityTest:
         n_ids = len(np.asarray(ids).reshape(-1))
         if len(predictions) != n_ids:
             raise ValueError(f"logits have {len(predictions)} rows for {n_ids} ids: give one row per input position")
-        if len(predictions) and int(predictions.max()) >= self.config.vocab_size:
+        if len(predictions) and int(predictions.max()) >= self.vocab_size:
             raise ValueError(
                 f"logits have {int(predictions.max()) + 1}+ columns but the watermark's vocab size is "
-                f"{self.config.vocab_size}: slice off the model's padding columns"
+                f"{self.vocab_size}: slice off the model's padding columns"
             )
         self._native.score_predictions(ids, predictions)
 

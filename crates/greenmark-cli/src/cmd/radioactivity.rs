@@ -5,14 +5,18 @@
 //! file) and scores its top-1 predictions. Both pool every text into one tape with one exact
 //! p-value (see `greenmark::radioactivity`), print a summary or JSON, and can write an HTML
 //! report with the curve of log10 p against tuples scored.
+//!
+//! The watermark is KGW (`--key-file`, one or more) or vLLM's Gumbel (`--vllm-config`, the
+//! server's `--watermark-config` JSON): the Gumbel tape scores `-ln(1 - u)` per distinct
+//! (context, token) tuple and pools them with the exact `Gamma(n, 1)` tail.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use greenmark::gumbel::VllmWatermarkConfig;
 use greenmark::radioactivity::{ClosedTest, Radioactivity, RadioactivityTest, TestOptions};
-use greenmark::text::TextDetector;
 use greenmark::{Key, WatermarkConfig};
 use greenmark_lm::ReadingOptions;
 
@@ -42,8 +46,16 @@ enum Mode {
 struct Common {
     /// A key file (from `greenmark keygen`); repeat for several keys (p-values are corrected
     /// for their number). The first key file's config is used and the others must agree.
-    #[arg(long = "key-file", value_name = "FILE", required = true)]
+    #[arg(
+        long = "key-file",
+        value_name = "FILE",
+        required_unless_present = "vllm_config"
+    )]
     key_files: Vec<PathBuf>,
+    /// Instead of --key-file: test for vLLM's Gumbel watermark, with the server's
+    /// --watermark-config JSON (algorithm `gumbel`).
+    #[arg(long, value_name = "FILE.json", conflicts_with = "key_files")]
+    vllm_config: Option<PathBuf>,
     /// Score exactly this many tuples (per key), fixed before looking at the data. Without
     /// it, everything is scored and the result is labeled exploratory.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -116,6 +128,10 @@ struct OpenArgs {
     /// Tokens read from each text at most.
     #[arg(long, default_value_t = 512, value_name = "N")]
     max_tokens_per_text: usize,
+    /// With --predictions and --vllm-config: the model's vocabulary size (ids are checked
+    /// against it; a KGW key file carries it in its config).
+    #[arg(long, value_name = "N", requires = "predictions")]
+    vocab_size: Option<u32>,
 }
 
 /// Runs `greenmark radioactivity`.
@@ -153,6 +169,27 @@ fn keys_and_config(
     Ok((keys, config.expect("clap requires at least one --key-file")))
 }
 
+/// The test the arguments ask for, its ids checked against `vocab`, and a line that describes
+/// the watermark for the report.
+fn build_test(common: &Common, vocab: u32, source: &str) -> Result<(RadioactivityTest, String)> {
+    if let Some(path) = &common.vllm_config {
+        let vllm = VllmWatermarkConfig::load(path)
+            .with_context(|| format!("cannot use the vLLM watermark config {}", path.display()))?;
+        let width = vllm.config.context_width;
+        let test = RadioactivityTest::gumbel(&[vllm.key], vllm.config, vocab, options(common))?;
+        return Ok((
+            test,
+            format!("vLLM Gumbel watermark, context width {width}"),
+        ));
+    }
+    let (keys, config) = keys_and_config(common, vocab, source)?;
+    let describe = format!("gamma {}, delta {}", config.gamma(), config.delta());
+    Ok((
+        RadioactivityTest::new(&keys, config, options(common))?,
+        describe,
+    ))
+}
+
 fn options(common: &Common) -> TestOptions {
     let mut options = TestOptions::default().dedup(!common.no_dedup);
     if let Some(n) = common.max_tuples {
@@ -164,10 +201,8 @@ fn options(common: &Common) -> TestOptions {
 fn closed(args: ClosedArgs) -> Result<()> {
     let (tokenizer, source) = args.tokenizer.load()?;
     let vocab = tokenizer.get_vocab_size(true) as u32;
-    let (keys, config) = keys_and_config(&args.common, vocab, &source)?;
-    let text = TextDetector::new(tokenizer, &keys[0], config.clone())?;
-    let test = RadioactivityTest::new(&keys, config.clone(), options(&args.common))?;
-    let mut closed = ClosedTest::new(text, test);
+    let (test, describe) = build_test(&args.common, vocab, &source)?;
+    let mut closed = ClosedTest::from_tokenizer(tokenizer, test);
     if let Some(path) = &args.prompts {
         for_each_text(path, &args.prompt_field, |text, line| {
             closed
@@ -193,7 +228,7 @@ fn closed(args: ClosedArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     let mode = format!("closed: {} (tokenizer {source})", path.display());
-    finish(&args.common, &config, &closed.finish(), &mode)
+    finish(&args.common, &describe, &closed.finish(), &mode)
 }
 
 fn open(args: OpenArgs) -> Result<()> {
@@ -202,8 +237,7 @@ fn open(args: OpenArgs) -> Result<()> {
     }
     let (model_path, mut lm) = load_model(args.model.as_ref())?;
     let source = model_path.display().to_string();
-    let (keys, config) = keys_and_config(&args.common, lm.vocab_size(), &source)?;
-    let mut test = RadioactivityTest::new(&keys, config.clone(), options(&args.common))?;
+    let (mut test, describe) = build_test(&args.common, lm.vocab_size(), &source)?;
     let texts_path = args.texts.as_ref().context("give --texts")?;
     let mut texts = Vec::new();
     for_each_text(texts_path, &args.field, |text, line| {
@@ -228,21 +262,32 @@ fn open(args: OpenArgs) -> Result<()> {
         texts_path.display(),
         model_path.display()
     );
-    finish(&args.common, &config, &test.finish(), &mode)
+    finish(&args.common, &describe, &test.finish(), &mode)
+}
+
+/// The vocabulary size for --predictions: --vocab-size, or the first key file's config.
+fn predictions_vocab(args: &OpenArgs) -> Result<u32> {
+    if let Some(v) = args.vocab_size {
+        return Ok(v);
+    }
+    if args.common.vllm_config.is_some() {
+        bail!("with --predictions and --vllm-config, give the model's --vocab-size (ids are checked against it)");
+    }
+    let first = load_key_file(&args.common.key_files[0])?;
+    match &first.config {
+        Some(stored) => Ok(stored.vocab_size()),
+        None => bail!(
+            "key file {} carries no config, and with --predictions there is no tokenizer to \
+             take the vocabulary from: use a key file from `greenmark keygen`, or give --vocab-size",
+            args.common.key_files[0].display()
+        ),
+    }
 }
 
 /// Open mode with predictions from a file (any model that gives logits).
 fn open_predictions(args: &OpenArgs, path: &Path) -> Result<()> {
-    let first = load_key_file(&args.common.key_files[0])?;
-    let Some(stored) = &first.config else {
-        bail!(
-            "key file {} carries no config, and with --predictions there is no tokenizer to \
-             take the vocabulary from: use a key file from `greenmark keygen`",
-            args.common.key_files[0].display()
-        );
-    };
-    let (keys, config) = keys_and_config(&args.common, stored.vocab_size(), "the key file")?;
-    let mut test = RadioactivityTest::new(&keys, config.clone(), options(&args.common))?;
+    let vocab = predictions_vocab(args)?;
+    let (mut test, describe) = build_test(&args.common, vocab, "--vocab-size / the key file")?;
     for_each_line(path, |value, line| {
         let ids =
             id_array(value, "ids").with_context(|| format!("{} line {line}", path.display()))?;
@@ -252,7 +297,7 @@ fn open_predictions(args: &OpenArgs, path: &Path) -> Result<()> {
             .with_context(|| format!("{} line {line}", path.display()))
     })?;
     let mode = format!("open: predictions from {}", path.display());
-    finish(&args.common, &config, &test.finish(), &mode)
+    finish(&args.common, &describe, &test.finish(), &mode)
 }
 
 fn id_array(value: &serde_json::Value, field: &str) -> Result<Vec<u32>> {
@@ -341,14 +386,9 @@ fn count_lines(path: &Path) -> Result<u64> {
     Ok(BufReader::new(file).lines().count() as u64)
 }
 
-fn finish(
-    common: &Common,
-    config: &WatermarkConfig,
-    result: &Radioactivity,
-    mode: &str,
-) -> Result<()> {
+fn finish(common: &Common, describe: &str, result: &Radioactivity, mode: &str) -> Result<()> {
     if let Some(path) = &common.report {
-        std::fs::write(path, render(result, config, common.threshold, mode))
+        std::fs::write(path, render(result, describe, common.threshold, mode))
             .with_context(|| format!("cannot write the report to {}", path.display()))?;
     }
     if common.json {
@@ -369,10 +409,19 @@ fn verdict(result: &Radioactivity, threshold: f64) -> &'static str {
 
 fn summary(result: &Radioactivity, threshold: f64, mode: &str) -> String {
     let mut out = format!("mode      {mode}\nscheme    {}\n", result.scheme);
+    let gumbel = result.scheme.contains("gumbel");
     for (i, k) in result.keys.iter().enumerate() {
+        let statistic = if gumbel {
+            format!("score {:.1} (expected {:.1})", k.score, k.expected_score)
+        } else {
+            format!(
+                "green {} ({:.4}, expected {:.4})",
+                k.n_green, k.green_fraction, k.expected_green_fraction
+            )
+        };
         out.push_str(&format!(
             "key {}  seen {}  excluded {}  filtered {}  copied {}  repeated {}  over budget {}  \
-             scored {}  green {} ({:.4}, expected {:.4})  log10 p {:.2}{}\n",
+             scored {}  {statistic}  log10 p {:.2}{}\n",
             k.key_id,
             k.n_seen,
             k.n_excluded,
@@ -381,9 +430,6 @@ fn summary(result: &Radioactivity, threshold: f64, mode: &str) -> String {
             k.n_repeated,
             k.n_over_budget,
             k.n_scored,
-            k.n_green,
-            k.green_fraction,
-            k.expected_green_fraction,
             k.log10_p_value,
             if result.keys.len() > 1 && i == result.strongest_key {
                 "  <- strongest"
@@ -413,7 +459,7 @@ fn summary(result: &Radioactivity, threshold: f64, mode: &str) -> String {
 }
 
 /// The HTML report: the summary and an SVG plot of log10 p against tuples scored (log x).
-fn render(result: &Radioactivity, config: &WatermarkConfig, threshold: f64, mode: &str) -> String {
+fn render(result: &Radioactivity, describe: &str, threshold: f64, mode: &str) -> String {
     let title = "greenmark radioactivity test";
     let mut out = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -427,9 +473,8 @@ fn render(result: &Radioactivity, config: &WatermarkConfig, threshold: f64, mode
         );
     }
     out.push_str(&format!(
-        "<p>gamma {} &middot; delta {} &middot; <code>{}</code></p>\n<pre>{}</pre>\n",
-        config.gamma(),
-        config.delta(),
+        "<p>{} &middot; <code>{}</code></p>\n<pre>{}</pre>\n",
+        escape(describe),
         escape(result.scheme),
         escape(&summary(result, threshold, mode))
     ));

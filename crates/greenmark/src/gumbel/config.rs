@@ -4,7 +4,7 @@ use sha2::{Digest, Sha256};
 
 use super::philox::PhiloxPrf;
 use crate::error::{Error, Result};
-use crate::key::Key;
+use crate::key::{Key, KeyId};
 
 /// Scheme id of single-key Gumbel with a vLLM `u64` key (bit-compatible with vLLM 0.33).
 pub const SCHEME_GUMBEL_VLLM: &str = "greenmark/gumbel-vllm/v1";
@@ -54,6 +54,15 @@ impl GumbelKey {
             key: u64::from_be_bytes(subkey[..8].try_into().expect("8 bytes")),
             native: true,
         }
+    }
+
+    /// The key's public id (safe to show in reports): a domain-separated SHA-256 of the key
+    /// and its kind, so a vLLM key and a derived key never share an id.
+    pub fn id(&self) -> KeyId {
+        KeyId::of(
+            b"gumbel-key-id\0",
+            &[&[u8::from(self.native)], &self.key.to_be_bytes()],
+        )
     }
 
     /// Whether the key was derived from a greenmark [`Key`] (not a vLLM `u64`).

@@ -49,6 +49,7 @@ pub struct GumbelDetection {
 pub struct GumbelCache {
     padded: Vec<u32>,
     index: ContextIndex,
+    positions: Vec<usize>,
 }
 
 impl GumbelCache {
@@ -82,6 +83,9 @@ impl GumbelCache {
 #[derive(Debug, Clone)]
 pub struct GumbelDetector {
     prfs: [PhiloxPrf; 2],
+    /// The weights of key A's and key B's scores: `(1, 0)` for `gumbel`, `(1 - α, α)` for
+    /// `dual_key_gumbel` (key B's uniforms are not computed at weight 0).
+    weights: [f64; 2],
     config: GumbelConfig,
     scheme: &'static str,
     dedup: bool,
@@ -92,8 +96,13 @@ impl GumbelDetector {
     /// A detector for `key` under `config` (validated), with dedup on and threshold 0.01.
     pub fn new(key: GumbelKey, config: GumbelConfig) -> Result<GumbelDetector> {
         config.validate()?;
+        let weights = match config.algorithm {
+            Algorithm::Gumbel => [1.0, 0.0],
+            Algorithm::DualKeyGumbel => [1.0 - config.alpha, config.alpha],
+        };
         Ok(GumbelDetector {
             prfs: key.prfs(config.algorithm),
+            weights,
             scheme: key.scheme_id(config.algorithm),
             config,
             dedup: true,
@@ -219,6 +228,11 @@ impl GumbelDetector {
     /// Sums the scores of the scored positions, calling `each(position, score)`.
     /// Without `per_token`, `each` is not called and the scores of each lane group are summed
     /// with one logarithm.
+    ///
+    /// The positions to score are collected first (all, or the first of each context), then
+    /// scored `LANES` at a time in chunks of [`CHUNK`] positions whose sums are added in order:
+    /// the same association whether the chunks run on one thread or, for long inputs with the
+    /// `rayon` feature, on all of them, so the result does not depend on the thread count.
     fn score(
         &self,
         tokens: &[u32],
@@ -236,72 +250,87 @@ impl GumbelDetector {
         cache.padded.resize(w, PAD);
         cache.padded.extend_from_slice(tokens);
         cache.index.clear();
-        let dual = self.config.algorithm == Algorithm::DualKeyGumbel;
-        let weights = [1.0 - self.config.alpha, self.config.alpha];
-        let padded = &cache.padded;
-        let mut n = 0u64;
-        let mut total = 0.0f64;
-        // Scored positions are gathered LANES at a time and their uniforms computed together
-        // (see `PhiloxPrf::uniforms`); scores are added in position order.
-        let mut pending = [0usize; LANES];
-        let mut len = 0usize;
-        let mut flush = |pending: &[usize; LANES], len: usize| {
-            let contexts: [&[u32]; LANES] =
-                std::array::from_fn(|l| &padded[pending[l]..pending[l] + w]);
-            let lane_tokens: [u32; LANES] = std::array::from_fn(|l| tokens[pending[l]]);
-            let a = self.prfs[0].uniforms(&contexts, &lane_tokens);
-            let b = if dual && weights[1] != 0.0 {
-                Some(self.prfs[1].uniforms(&contexts, &lane_tokens))
-            } else {
-                None
-            };
-            let weight_a = if dual { weights[0] } else { 1.0 };
-            n += len as u64;
-            if per_token {
-                let score = |u: f32| -(-f64::from(u)).ln_1p();
-                for l in 0..len {
-                    let s = weight_a * score(a[l]) + b.map_or(0.0, |b| weights[1] * score(b[l]));
-                    total += s;
-                    each(pending[l], s);
-                }
-            } else {
-                // One log per lane group: sum_l -ln(1 - u_l) = -ln prod_l (1 - u_l). `1 - u`
-                // is exact in f64 (u has 24 bits) and the product of at most 8 factors
-                // >= 2^-24 neither underflows nor loses more than a few ulps.
-                let neg_ln_prod = |u: &[f32; LANES]| {
-                    -u[..len]
-                        .iter()
-                        .map(|&u| 1.0 - f64::from(u))
-                        .product::<f64>()
-                        .ln()
-                };
-                total +=
-                    weight_a * neg_ln_prod(&a) + b.map_or(0.0, |b| weights[1] * neg_ln_prod(&b));
-            }
-        };
+        cache.positions.clear();
         for i in 0..tokens.len() {
-            if self.dedup && cache.index.insert(padded, w, i).is_some() {
-                continue;
-            }
-            pending[len] = i;
-            len += 1;
-            if len == LANES {
-                flush(&pending, len);
-                len = 0;
+            if !self.dedup || cache.index.insert(&cache.padded, w, i).is_none() {
+                cache.positions.push(i);
             }
         }
-        if len > 0 {
-            // Unused lanes repeat the last position; only the first `len` count.
-            let last = pending[len - 1];
-            pending[len..].fill(last);
-            flush(&pending, len);
+        let (padded, positions) = (&cache.padded, &cache.positions);
+        let n = positions.len() as u64;
+        if per_token {
+            let mut total = 0.0;
+            for group in positions.chunks(LANES) {
+                let (a, b) = self.group_uniforms(padded, tokens, group);
+                let score = |u: f32| -(-f64::from(u)).ln_1p();
+                for (l, &p) in group.iter().enumerate() {
+                    let s = self.weights[0] * score(a[l])
+                        + b.map_or(0.0, |b| self.weights[1] * score(b[l]));
+                    total += s;
+                    each(p, s);
+                }
+            }
+            return Ok((n, total));
         }
-        Ok((n, total))
+        let chunk_sum = |chunk: &[usize]| -> f64 {
+            chunk
+                .chunks(LANES)
+                .map(|group| {
+                    let (a, b) = self.group_uniforms(padded, tokens, group);
+                    // One log per lane group: sum_l -ln(1 - u_l) = -ln prod_l (1 - u_l).
+                    // `1 - u` is exact in f64 (u has 24 bits) and the product of at most
+                    // LANES factors >= 2^-24 neither underflows nor loses more than a few
+                    // ulps.
+                    let neg_ln_prod = |u: &[f32; LANES]| {
+                        -u[..group.len()]
+                            .iter()
+                            .map(|&u| 1.0 - f64::from(u))
+                            .product::<f64>()
+                            .ln()
+                    };
+                    self.weights[0] * neg_ln_prod(&a)
+                        + b.map_or(0.0, |b| self.weights[1] * neg_ln_prod(&b))
+                })
+                .sum()
+        };
+        #[cfg(feature = "rayon")]
+        if positions.len() >= PARALLEL_MIN {
+            use rayon::prelude::*;
+            let sums: Vec<f64> = positions.par_chunks(CHUNK).map(chunk_sum).collect();
+            return Ok((n, sums.iter().sum()));
+        }
+        Ok((n, positions.chunks(CHUNK).map(chunk_sum).sum()))
+    }
+
+    /// The uniforms of up to `LANES` positions under key A (and key B when it has weight);
+    /// unused lanes repeat the last position.
+    #[inline]
+    fn group_uniforms(
+        &self,
+        padded: &[u32],
+        tokens: &[u32],
+        group: &[usize],
+    ) -> ([f32; LANES], Option<[f32; LANES]>) {
+        let w = self.config.context_width;
+        let last = group[group.len() - 1];
+        let at = |l: usize| group.get(l).copied().unwrap_or(last);
+        let contexts: [&[u32]; LANES] = std::array::from_fn(|l| &padded[at(l)..at(l) + w]);
+        let lane_tokens: [u32; LANES] = std::array::from_fn(|l| tokens[at(l)]);
+        let a = self.prfs[0].uniforms(&contexts, &lane_tokens);
+        let b = (self.weights[1] != 0.0).then(|| self.prfs[1].uniforms(&contexts, &lane_tokens));
+        (a, b)
     }
 }
 
+/// Positions scored per chunk: the unit of parallel work, and of the fixed summation order.
+const CHUNK: usize = 4096;
+
+/// Scored positions from which detection runs its chunks in parallel (`rayon` feature).
+#[cfg(feature = "rayon")]
+const PARALLEL_MIN: usize = 4 * CHUNK;
+
 /// `ln Q(a, x)` with `Q = 1` at `x <= 0`.
-fn gamma_tail_ln(a: f64, x: f64) -> f64 {
+pub(crate) fn gamma_tail_ln(a: f64, x: f64) -> f64 {
     if x <= 0.0 {
         0.0
     } else {

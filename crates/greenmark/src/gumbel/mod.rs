@@ -45,6 +45,7 @@ pub use config::{
     MAX_CONTEXT_WIDTH, MIN_RECOMMENDED_HISTORY, SCHEME_DUAL_KEY_GUMBEL,
     SCHEME_DUAL_KEY_GUMBEL_VLLM, SCHEME_GUMBEL, SCHEME_GUMBEL_VLLM,
 };
+pub(crate) use detect::gamma_tail_ln;
 pub use detect::{GumbelCache, GumbelDetection, GumbelDetector};
 pub use philox::PAD;
 pub use sample::{argmax, GumbelRequest, GumbelWatermarker, KeyChoice};

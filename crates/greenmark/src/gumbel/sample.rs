@@ -1,6 +1,8 @@
 //! Generation: the Gumbel-max rule over a logits row, dual-key routing, and the per-request
 //! context dedup of vLLM's sampler.
 
+use std::borrow::Cow;
+
 use hashbrown::HashTable;
 
 use super::config::{Algorithm, ContextDedup, GumbelConfig, GumbelKey};
@@ -227,7 +229,9 @@ impl ContextIndex {
 ///   normally.
 #[derive(Debug, Clone)]
 pub struct GumbelRequest<'a> {
-    watermarker: &'a GumbelWatermarker,
+    /// Borrowed ([`GumbelWatermarker::request`]) or owned
+    /// ([`GumbelWatermarker::into_request`], for a request that outlives its scope).
+    watermarker: Cow<'a, GumbelWatermarker>,
     /// The dedup scope behind `w` pads: the prompt (for `all`) then the generated tokens.
     padded: Vec<u32>,
     /// Where the generated tokens start in `padded`.
@@ -242,17 +246,29 @@ impl GumbelWatermarker {
     /// A fresh request after `prompt` (the prompt matters only for `deduplicate_contexts =
     /// all`; the watermark's contexts are always the generated tokens).
     pub fn request(&self, prompt: &[u32]) -> GumbelRequest<'_> {
-        let w = self.config.context_width;
+        GumbelRequest::after(Cow::Borrowed(self), prompt)
+    }
+
+    /// [`GumbelWatermarker::request`] owning its watermarker (e.g. held by a Python object
+    /// across generation steps).
+    pub fn into_request(self, prompt: &[u32]) -> GumbelRequest<'static> {
+        GumbelRequest::after(Cow::Owned(self), prompt)
+    }
+}
+
+impl<'a> GumbelRequest<'a> {
+    fn after(watermarker: Cow<'a, GumbelWatermarker>, prompt: &[u32]) -> GumbelRequest<'a> {
+        let w = watermarker.config.context_width;
         let mut padded = vec![PAD; w];
         let mut index = ContextIndex::default();
-        if self.config.dedup == ContextDedup::All {
+        if watermarker.config.dedup == ContextDedup::All {
             padded.extend_from_slice(prompt);
             for pos in 0..prompt.len() {
                 index.insert(&padded, w, pos);
             }
         }
         GumbelRequest {
-            watermarker: self,
+            watermarker,
             start: padded.len(),
             padded,
             index,
@@ -319,7 +335,7 @@ impl GumbelRequest<'_> {
     /// The watermarked token for the next position from `logits` and the routing uniform
     /// `route_u` (used by `dual_key_gumbel` only).
     pub fn sample_watermarked(&self, logits: &[f32], route_u: f32) -> Result<u32> {
-        let wm = self.watermarker;
+        let wm = &*self.watermarker;
         let mut context = vec![0u32; wm.config.context_width];
         self.prf_context(&mut context);
         wm.sample(logits, &context, wm.route(route_u))

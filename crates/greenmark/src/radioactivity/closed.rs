@@ -5,6 +5,7 @@
 use super::{Radioactivity, RadioactivityTest};
 use crate::error::Result;
 use crate::text::TextDetector;
+use tokenizers::Tokenizer;
 
 /// A [`RadioactivityTest`] fed with text.
 ///
@@ -26,31 +27,41 @@ use crate::text::TextDetector;
 /// ```
 #[derive(Debug, Clone)]
 pub struct ClosedTest {
-    text: TextDetector,
+    tokenizer: Tokenizer,
     test: RadioactivityTest,
 }
 
 impl ClosedTest {
     /// Wraps `test`, tokenizing with `text`'s tokenizer and normalization (its key is not used).
     pub fn new(text: TextDetector, test: RadioactivityTest) -> ClosedTest {
-        ClosedTest { text, test }
+        ClosedTest::from_tokenizer(text.tokenizer().clone(), test)
+    }
+
+    /// Wraps `test`, tokenizing with `tokenizer` after greenmark's text normalization (as
+    /// [`TextDetector::encode`] does): for tests without a KGW key, e.g. the Gumbel tape.
+    pub fn from_tokenizer(tokenizer: Tokenizer, test: RadioactivityTest) -> ClosedTest {
+        ClosedTest { tokenizer, test }
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        crate::text::encode_normalized(&self.tokenizer, text)
     }
 
     /// Excludes the windows of a prompt (before the first scored text).
     pub fn exclude_prompt(&mut self, prompt: &str) -> Result<()> {
-        let ids = self.text.encode(prompt)?;
+        let ids = self.encode(prompt)?;
         self.test.exclude_prompt(&ids)
     }
 
     /// Adds a text of the watermarked corpus to the filter (before the first scored text).
     pub fn add_filter_text(&mut self, text: &str) -> Result<()> {
-        let ids = self.text.encode(text)?;
+        let ids = self.encode(text)?;
         self.test.add_filter_text(&ids)
     }
 
     /// Scores one output of the suspect.
     pub fn score(&mut self, output: &str) -> Result<()> {
-        let ids = self.text.encode(output)?;
+        let ids = self.encode(output)?;
         self.test.score_text(&ids, &[])
     }
 

@@ -67,31 +67,30 @@
 mod closed;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_gumbel;
+#[cfg(test)]
+mod tests_sift;
 
 #[cfg(feature = "tokenizers")]
 pub use closed::ClosedTest;
 
 use std::hash::BuildHasherDefault;
 
-use crate::config::{Scheme, WatermarkConfig};
-use crate::detect::{fingerprint, PassThrough};
+use crate::config::WatermarkConfig;
+use crate::detect::PassThrough;
 use crate::error::{Error, Result};
+use crate::gumbel::{Algorithm, GumbelConfig, GumbelKey};
 use crate::key::{Key, KeyId};
-use crate::scheme::{mix32, Seeder};
 use crate::stats;
 
+mod scorer;
+mod sift;
+
+use scorer::Scorer;
+pub use sift::Sifted;
+
 type FingerprintSet = hashbrown::HashSet<u64, BuildHasherDefault<PassThrough>>;
-
-/// The tuple at a position (`None`: no full window there).
-type TupleAt<'a> = dyn Fn(usize) -> Option<(&'a [u32], u32)> + Sync + 'a;
-
-/// What every tape of a test applies to each tuple.
-struct Rules<'o> {
-    options: &'o TestOptions,
-    threshold: u32,
-    filtering: bool,
-    selfhash: bool,
-}
 
 /// Options of a [`RadioactivityTest`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,9 +134,11 @@ impl TestOptions {
 pub struct CurvePoint {
     /// Tuples scored so far.
     pub n_scored: u64,
-    /// Of which green.
+    /// Of which green (KGW; 0 for Gumbel).
     pub n_green: u64,
-    /// `log10 P(X >= n_green)`, `X ~ Binomial(n_scored, gamma)`.
+    /// The test statistic so far: `n_green` (KGW) or the sum of `-ln(1 - u)` (Gumbel).
+    pub score: f64,
+    /// `log10` of the p-value so far (see [`KeyResult::ln_p_value`]).
     pub log10_p_value: f64,
 }
 
@@ -163,13 +164,21 @@ pub struct KeyResult {
     pub n_over_budget: u64,
     /// Tuples scored.
     pub n_scored: u64,
-    /// Scored tuples that were green.
+    /// Scored tuples that were green (KGW; 0 for Gumbel).
     pub n_green: u64,
-    /// `n_green / n_scored` (0 when nothing was scored).
+    /// `n_green / n_scored` (0 when nothing was scored; KGW only).
     pub green_fraction: f64,
-    /// The green fraction expected under the null hypothesis (`threshold / 2^32`).
+    /// The green fraction expected under the null hypothesis (`threshold / 2^32`; KGW only, 0
+    /// for Gumbel).
     pub expected_green_fraction: f64,
-    /// The exact p-value `P(X >= n_green)`, `X ~ Binomial(n_scored, gamma)`, natural log.
+    /// The test statistic: `n_green` (KGW) or `S`, the sum of the scored tuples'
+    /// `-ln(1 - u)` (Gumbel).
+    pub score: f64,
+    /// The statistic's mean under the null hypothesis: `gamma n_scored` (KGW) or `n_scored`
+    /// (Gumbel, one `Exp(1)` per tuple).
+    pub expected_score: f64,
+    /// The exact p-value, natural log: `P(X >= n_green)`, `X ~ Binomial(n_scored, gamma)`
+    /// (KGW), or `P(G >= S)`, `G ~ Gamma(n_scored, 1)` (Gumbel).
     pub ln_p_value: f64,
     /// The same in base 10.
     pub log10_p_value: f64,
@@ -254,9 +263,8 @@ pub fn sidak_ln(ln_p_min: f64, k: usize) -> f64 {
 /// A corpus-level radioactivity test for one or more keys (see the module docs).
 #[derive(Debug, Clone)]
 pub struct RadioactivityTest {
-    config: WatermarkConfig,
+    family: Family,
     options: TestOptions,
-    threshold: u32,
     tapes: Vec<Tape>,
     /// Whether a filter was given: then only windows in it are scored.
     filtering: bool,
@@ -264,16 +272,55 @@ pub struct RadioactivityTest {
     started: bool,
 }
 
+/// The watermark family under test.
+#[derive(Debug, Clone)]
+enum Family {
+    Kgw(WatermarkConfig),
+    Gumbel {
+        config: GumbelConfig,
+        vocab_size: u32,
+        scheme: &'static str,
+    },
+}
+
+/// One key's tape: its [`Sieve`] (what is scored, and how) and its [`Ledger`] (what was).
 #[derive(Debug, Clone)]
 struct Tape {
-    seeder: Seeder,
     key_id: KeyId,
-    seen: FingerprintSet,
+    sieve: Sieve,
+    ledger: Ledger,
+}
+
+/// The per-occurrence half of a tape: the key's scorer, the excluded (prompt) windows and the
+/// filter. Fixed once scoring begins.
+#[derive(Debug, Clone)]
+struct Sieve {
+    scorer: Scorer,
     excluded: FingerprintSet,
     filter: FingerprintSet,
+}
+
+/// The corpus-wide half: the tuples scored so far (dedup), the counts, the curve.
+#[derive(Debug, Clone)]
+struct Ledger {
+    seen: FingerprintSet,
     counts: Counts,
-    curve: Vec<(u64, u64)>,
+    curve: Vec<(u64, u64, f64)>,
     next_checkpoint: u64,
+}
+
+/// What the sieve says of one occurrence of a tuple.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Offer {
+    Excluded,
+    Filtered,
+    Copied,
+    /// To the ledger: the tuple's fingerprint and its score (1 or 0 for a green or red KGW
+    /// tuple, `-ln(1 - u)` for Gumbel).
+    Eligible {
+        fingerprint: u64,
+        score: f64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -286,6 +333,7 @@ struct Counts {
     over_budget: u64,
     scored: u64,
     green: u64,
+    score: f64,
 }
 
 /// 1, 2, 5, 10, 20, 50, ...: the next checkpoint after `n`.
@@ -302,43 +350,104 @@ fn next_checkpoint(n: u64) -> u64 {
     }
 }
 
+/// Refuses an empty key list and repeated keys.
+fn check_keys(ids: &[KeyId]) -> Result<()> {
+    if ids.is_empty() {
+        return Err(Error::InvalidOption(
+            "a radioactivity test needs at least one key".into(),
+        ));
+    }
+    let mut sorted = ids.to_vec();
+    sorted.sort_by_key(|id| *id.as_bytes());
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::InvalidOption(format!(
+            "key {} is given twice: give each key once",
+            w[0]
+        )));
+    }
+    Ok(())
+}
+
 impl RadioactivityTest {
     /// A test of `config`'s watermark under each of `keys` (at least one, all distinct).
     pub fn new(keys: &[Key], config: WatermarkConfig, options: TestOptions) -> Result<Self> {
-        if keys.is_empty() {
+        check_keys(&keys.iter().map(Key::id).collect::<Vec<_>>())?;
+        let tapes = keys
+            .iter()
+            .map(|key| Tape::new(key.id(), Scorer::kgw(key, &config)))
+            .collect();
+        Self::with_tapes(Family::Kgw(config), tapes, options)
+    }
+
+    /// A test of a Gumbel watermark (vLLM's `gumbel`, or greenmark's native one) under each of
+    /// `keys`: a tuple is a context of `config.context_width` tokens and the token after it,
+    /// scored `-ln(1 - u)` with the key's uniform `u`; under the null hypothesis the scores of
+    /// distinct tuples are independent `Exp(1)`, so the pooled `S` of `n` tuples is
+    /// `Gamma(n, 1)` and the p-value `Q(n, S)` is exact. Token ids are checked against
+    /// `vocab_size`.
+    ///
+    /// Only `algorithm = gumbel`: the dual-key variant's pooled tail is a moment match, not
+    /// exact. The generation-time dedup settings of `config` do not matter here (the tape
+    /// dedups tuples corpus-wide).
+    ///
+    /// ```
+    /// use greenmark::gumbel::{GumbelConfig, GumbelKey};
+    /// use greenmark::radioactivity::{RadioactivityTest, TestOptions};
+    /// let options = TestOptions::default().max_tuples(1_000);
+    /// let mut test = RadioactivityTest::gumbel(&[GumbelKey::vllm(42)], GumbelConfig::default(), 50_000, options)?;
+    /// test.score_text(&(0..2_000).map(|i| (i * 7919) % 50_000).collect::<Vec<u32>>(), &[])?;
+    /// let result = test.finish();
+    /// assert_eq!(result.keys[0].n_scored, 1_000);
+    /// assert!(result.log10_p_value > -6.0);
+    /// # Ok::<(), greenmark::Error>(())
+    /// ```
+    pub fn gumbel(
+        keys: &[GumbelKey],
+        config: GumbelConfig,
+        vocab_size: u32,
+        options: TestOptions,
+    ) -> Result<Self> {
+        config.validate()?;
+        if config.algorithm != Algorithm::Gumbel {
             return Err(Error::InvalidOption(
-                "a radioactivity test needs at least one key".into(),
+                "the radioactivity tape supports algorithm `gumbel` only: the pooled tail of \
+                 `dual_key_gumbel` is a moment match, not an exact p-value"
+                    .into(),
             ));
         }
+        if vocab_size == 0 {
+            return Err(Error::InvalidOption(
+                "vocab_size must be at least 1: give the watermarked model's vocabulary size"
+                    .into(),
+            ));
+        }
+        check_keys(&keys.iter().map(GumbelKey::id).collect::<Vec<_>>())?;
+        let scheme = keys[0].scheme_id(config.algorithm);
+        if keys.iter().any(|k| k.scheme_id(config.algorithm) != scheme) {
+            return Err(Error::InvalidOption(
+                "mixed vLLM and greenmark-derived Gumbel keys: test each kind on its own".into(),
+            ));
+        }
+        let tapes = keys
+            .iter()
+            .map(|key| Tape::new(key.id(), Scorer::gumbel(key, &config)))
+            .collect();
+        let family = Family::Gumbel {
+            config,
+            vocab_size,
+            scheme,
+        };
+        Self::with_tapes(family, tapes, options)
+    }
+
+    fn with_tapes(family: Family, tapes: Vec<Tape>, options: TestOptions) -> Result<Self> {
         if options.max_tuples == Some(0) {
             return Err(Error::InvalidOption(
                 "max_tuples must be at least 1 (or unset to score everything, exploratory)".into(),
             ));
         }
-        let mut ids: Vec<KeyId> = keys.iter().map(Key::id).collect();
-        ids.sort_by_key(|id| *id.as_bytes());
-        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-            return Err(Error::InvalidOption(format!(
-                "key {} is given twice: give each key once",
-                w[0]
-            )));
-        }
-        let tapes = keys
-            .iter()
-            .map(|key| Tape {
-                seeder: Seeder::new(key, config.scheme()),
-                key_id: key.id(),
-                seen: FingerprintSet::default(),
-                excluded: FingerprintSet::default(),
-                filter: FingerprintSet::default(),
-                counts: Counts::default(),
-                curve: Vec::new(),
-                next_checkpoint: 1,
-            })
-            .collect();
         Ok(RadioactivityTest {
-            threshold: config.threshold(),
-            config,
+            family,
             options,
             tapes,
             filtering: false,
@@ -346,9 +455,37 @@ impl RadioactivityTest {
         })
     }
 
-    /// The watermark config under test.
-    pub fn config(&self) -> &WatermarkConfig {
-        &self.config
+    /// The KGW watermark config under test (`None` for a Gumbel test).
+    pub fn config(&self) -> Option<&WatermarkConfig> {
+        match &self.family {
+            Family::Kgw(config) => Some(config),
+            Family::Gumbel { .. } => None,
+        }
+    }
+
+    /// The vocabulary size token ids are checked against.
+    pub fn vocab_size(&self) -> u32 {
+        match &self.family {
+            Family::Kgw(config) => config.vocab_size(),
+            Family::Gumbel { vocab_size, .. } => *vocab_size,
+        }
+    }
+
+    /// The window: tokens before a scored token that key it (the KGW scheme's context, or
+    /// the Gumbel context width).
+    pub fn window(&self) -> usize {
+        match &self.family {
+            Family::Kgw(config) => config.scheme().context_len(),
+            Family::Gumbel { config, .. } => config.context_width,
+        }
+    }
+
+    /// The scheme's versioned id.
+    pub fn scheme(&self) -> &'static str {
+        match &self.family {
+            Family::Kgw(config) => config.scheme().id(),
+            Family::Gumbel { scheme, .. } => scheme,
+        }
     }
 
     /// The options.
@@ -359,14 +496,14 @@ impl RadioactivityTest {
     /// Excludes every window that occurs in `prompt` (all its full windows, including the one
     /// at its end). Call for every prompt before the first scored text.
     pub fn exclude_prompt(&mut self, prompt: &[u32]) -> Result<()> {
-        self.add_windows(prompt, "prompt", |tape| &mut tape.excluded)
+        self.add_windows(prompt, "prompt", |sieve| &mut sieve.excluded)
     }
 
     /// Adds the windows of one text of the watermarked corpus to the filter: once any filter
     /// text is added, only windows in the filter are scored. Call before the first scored
     /// text.
     pub fn add_filter_text(&mut self, text: &[u32]) -> Result<()> {
-        self.add_windows(text, "filter text", |tape| &mut tape.filter)?;
+        self.add_windows(text, "filter text", |sieve| &mut sieve.filter)?;
         self.filtering = true;
         Ok(())
     }
@@ -375,7 +512,7 @@ impl RadioactivityTest {
         &mut self,
         tokens: &[u32],
         what: &'static str,
-        set: impl Fn(&mut Tape) -> &mut FingerprintSet,
+        set: impl Fn(&mut Sieve) -> &mut FingerprintSet,
     ) -> Result<()> {
         if self.started {
             return Err(Error::InvalidOption(format!(
@@ -384,21 +521,21 @@ impl RadioactivityTest {
                  the order)"
             )));
         }
-        let h = self.config.scheme().context_len();
+        let h = self.window();
         if h == 0 {
             return Err(Error::InvalidOption(format!(
                 "the {} scheme has no window, so a {what} would exclude or admit every tuple: \
                  use a scheme with a window",
-                self.config.scheme().name()
+                self.scheme()
             )));
         }
         self.check_tokens(tokens, what)?;
         for tape in &mut self.tapes {
-            let seeder = tape.seeder.clone();
-            let set = set(tape);
+            let scorer = tape.sieve.scorer.clone();
+            let set = set(&mut tape.sieve);
             set.reserve(tokens.len().saturating_sub(h) + 1);
             for window in tokens.windows(h) {
-                set.insert(seeder.window_id(window));
+                set.insert(scorer.window_id(window));
             }
         }
         Ok(())
@@ -408,21 +545,8 @@ impl RadioactivityTest {
     /// `prefix` (possibly empty) is what preceded them, e.g. the prompt: it gives the windows
     /// of the first tokens and is not scored itself.
     pub fn score_text(&mut self, tokens: &[u32], prefix: &[u32]) -> Result<()> {
-        self.check_tokens(prefix, "prompt")?;
-        self.check_tokens(tokens, "text")?;
-        let h = self.config.scheme().context_len();
-        let keep = prefix.len().min(h);
-        let mut all = Vec::with_capacity(keep + tokens.len());
-        all.extend_from_slice(&prefix[prefix.len() - keep..]);
-        all.extend_from_slice(tokens);
-        self.score_pairs(
-            tokens.len(),
-            |i| {
-                let p = all.len() - tokens.len() + i;
-                (p >= h).then(|| (&all[p - h..p], tokens[i]))
-            },
-            None,
-        );
+        let walk = self.text_walk(tokens, prefix)?;
+        self.score_walk(&walk);
         Ok(())
     }
 
@@ -436,30 +560,14 @@ impl RadioactivityTest {
     /// and a model that never saw the key can still copy a watermarked continuation from its
     /// context (in-context copying), which would make any model look radioactive.
     pub fn score_predictions(&mut self, input: &[u32], predictions: &[u32]) -> Result<()> {
-        if input.len() != predictions.len() {
-            return Err(Error::BatchShape(format!(
-                "{} predictions for {} input tokens: give one prediction per input position \
-                 (the suspect's top-1 next token after each prefix)",
-                predictions.len(),
-                input.len()
-            )));
-        }
-        self.check_tokens(input, "text")?;
-        self.check_tokens(predictions, "prediction")?;
-        let h = self.config.scheme().context_len();
-        let actual = |j: usize| (j >= h).then(|| (&input[j - h..j], input[j]));
-        self.score_pairs(
-            input.len(),
-            |j| (j + 1 >= h).then(|| (&input[j + 1 - h..=j], predictions[j])),
-            Some(&actual),
-        );
+        let walk = self.reading_walk(input, predictions)?;
+        self.score_walk(&walk);
         Ok(())
     }
 
     /// The result so far (the test can keep scoring).
     pub fn result(&self) -> Radioactivity {
-        let gamma = self.config.effective_gamma();
-        let keys: Vec<KeyResult> = self.tapes.iter().map(|t| t.summary(gamma)).collect();
+        let keys: Vec<KeyResult> = self.tapes.iter().map(|t| t.summary(&self.family)).collect();
         let (strongest, ln_p_min) =
             keys.iter()
                 .enumerate()
@@ -480,14 +588,14 @@ impl RadioactivityTest {
             dedup: self.options.dedup,
             max_tuples: self.options.max_tuples,
             exploratory: self.options.max_tuples.is_none(),
-            scheme: self.config.scheme().id(),
+            scheme: self.scheme(),
             memory_bytes: self
                 .tapes
                 .iter()
                 .map(|t| {
-                    t.seen.allocation_size()
-                        + t.excluded.allocation_size()
-                        + t.filter.allocation_size()
+                    t.ledger.seen.allocation_size()
+                        + t.sieve.excluded.allocation_size()
+                        + t.sieve.filter.allocation_size()
                 })
                 .sum(),
             keys,
@@ -500,7 +608,7 @@ impl RadioactivityTest {
     }
 
     fn check_tokens(&self, tokens: &[u32], sequence: &'static str) -> Result<()> {
-        let vocab = self.config.vocab_size();
+        let vocab = self.vocab_size();
         match tokens.iter().position(|&t| t >= vocab) {
             Some(position) => Err(Error::TokenOutOfRange {
                 position,
@@ -512,36 +620,42 @@ impl RadioactivityTest {
         }
     }
 
-    /// Scores the tuples `tuple(0..n)` (`None`: no full window) on every key's tape.
-    /// With `actual` (open mode), the input's own tuple at `i` is noted before the prediction
-    /// at `i` is offered, and a prediction equal to a tuple of its input is not scored.
-    fn score_pairs<'a>(
-        &mut self,
-        n: usize,
-        tuple: impl Fn(usize) -> Option<(&'a [u32], u32)> + Sync,
-        actual: Option<&TupleAt<'a>>,
-    ) {
+    /// The tuples of a closed-mode text, checked.
+    fn text_walk<'a>(&self, tokens: &[u32], prefix: &[u32]) -> Result<Walk<'a>> {
+        self.check_tokens(prefix, "prompt")?;
+        self.check_tokens(tokens, "text")?;
+        let keep = prefix.len().min(self.window());
+        let mut all = Vec::with_capacity(keep + tokens.len());
+        all.extend_from_slice(&prefix[prefix.len() - keep..]);
+        all.extend_from_slice(tokens);
+        Ok(Walk::Text { all, start: keep })
+    }
+
+    /// The tuples of an open-mode reading, checked.
+    fn reading_walk<'a>(&self, input: &'a [u32], predictions: &'a [u32]) -> Result<Walk<'a>> {
+        if input.len() != predictions.len() {
+            return Err(Error::BatchShape(format!(
+                "{} predictions for {} input tokens: give one prediction per input position \
+                 (the suspect's top-1 next token after each prefix)",
+                predictions.len(),
+                input.len()
+            )));
+        }
+        self.check_tokens(input, "text")?;
+        self.check_tokens(predictions, "prediction")?;
+        Ok(Walk::Reading { input, predictions })
+    }
+
+    /// Offers every tuple of `walk` to every key's tape.
+    fn score_walk(&mut self, walk: &Walk<'_>) {
         self.started = true;
-        let rules = Rules {
-            options: &self.options,
-            threshold: self.threshold,
-            filtering: self.filtering,
-            selfhash: matches!(self.config.scheme(), Scheme::SelfHash { .. }),
-        };
+        let (h, filtering, options) = (self.window(), self.filtering, &self.options);
         let run = |tape: &mut Tape| {
-            if rules.options.dedup {
-                tape.seen.reserve(n);
+            if options.dedup {
+                tape.ledger.seen.reserve(walk.len());
             }
-            let mut in_text = FingerprintSet::default();
-            for i in 0..n {
-                if let Some((window, token)) = actual.and_then(|f| f(i)) {
-                    in_text.insert(fingerprint(tape.seeder.seed(window, token), token));
-                }
-                if let Some((window, token)) = tuple(i) {
-                    let copies = actual.map(|_| &in_text);
-                    tape.offer(window, token, &rules, copies);
-                }
-            }
+            let Tape { sieve, ledger, .. } = tape;
+            walk.sift(sieve, h, filtering, |offer| ledger.take(offer, options));
         };
         #[cfg(feature = "rayon")]
         if self.tapes.len() > 1 {
@@ -553,37 +667,160 @@ impl RadioactivityTest {
     }
 }
 
+/// The tuples of one text, in order.
+#[derive(Debug, Clone)]
+enum Walk<'a> {
+    /// Closed mode: each token of `all` from `start` on, keyed by the `h` tokens before it.
+    Text { all: Vec<u32>, start: usize },
+    /// Open mode: the prediction after each prefix of the input, keyed by the prefix's last
+    /// `h` tokens; the input's own tuples are noted as they pass (in-context copies).
+    Reading {
+        input: &'a [u32],
+        predictions: &'a [u32],
+    },
+}
+
+impl Walk<'_> {
+    /// Tuples offered (at most).
+    fn len(&self) -> usize {
+        match self {
+            Walk::Text { all, start } => all.len() - start,
+            Walk::Reading { input, .. } => input.len(),
+        }
+    }
+
+    /// Passes `sieve`'s verdict on each tuple with a full window, in order, to `verdict`.
+    fn sift(&self, sieve: &Sieve, h: usize, filtering: bool, mut verdict: impl FnMut(Offer)) {
+        match self {
+            Walk::Text { all, start } => {
+                for p in (*start).max(h)..all.len() {
+                    verdict(sieve.offer(&all[p - h..p], all[p], filtering, None));
+                }
+            }
+            Walk::Reading { input, predictions } => {
+                let mut in_text = FingerprintSet::default();
+                for j in 0..input.len() {
+                    if j >= h {
+                        in_text.insert(sieve.scorer.fingerprint(&input[j - h..j], input[j]));
+                    }
+                    if j + 1 >= h {
+                        let window = &input[j + 1 - h..=j];
+                        verdict(sieve.offer(window, predictions[j], filtering, Some(&in_text)));
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Tape {
+    fn new(key_id: KeyId, scorer: Scorer) -> Tape {
+        Tape {
+            key_id,
+            sieve: Sieve {
+                scorer,
+                excluded: FingerprintSet::default(),
+                filter: FingerprintSet::default(),
+            },
+            ledger: Ledger {
+                seen: FingerprintSet::default(),
+                counts: Counts::default(),
+                curve: Vec::new(),
+                next_checkpoint: 1,
+            },
+        }
+    }
+
+    fn summary(&self, family: &Family) -> KeyResult {
+        let c = self.ledger.counts;
+        let ln_p = |n: u64, green: u64, score: f64| match family {
+            Family::Kgw(config) => stats::binomial_tail_ln(green, n, config.effective_gamma()),
+            Family::Gumbel { .. } => crate::gumbel::gamma_tail_ln(n as f64, score),
+        };
+        let kgw = matches!(family, Family::Kgw(_));
+        let point = |(n, g, score): (u64, u64, f64)| CurvePoint {
+            n_scored: n,
+            n_green: if kgw { g } else { 0 },
+            score,
+            log10_p_value: stats::ln_to_log10(ln_p(n, g, score)),
+        };
+        let mut curve: Vec<CurvePoint> = self.ledger.curve.iter().copied().map(point).collect();
+        if c.scored > 0 && self.ledger.curve.last().map(|p| p.0) != Some(c.scored) {
+            curve.push(point((c.scored, c.green, c.score)));
+        }
+        let ln_p = ln_p(c.scored, c.green, c.score);
+        let gamma = match family {
+            Family::Kgw(config) => config.effective_gamma(),
+            Family::Gumbel { .. } => 0.0,
+        };
+        KeyResult {
+            key_id: self.key_id,
+            n_seen: c.seen,
+            n_excluded: c.excluded,
+            n_filtered: c.filtered,
+            n_copied: c.copied,
+            n_repeated: c.repeated,
+            n_over_budget: c.over_budget,
+            n_scored: c.scored,
+            n_green: if kgw { c.green } else { 0 },
+            green_fraction: if c.scored == 0 || !kgw {
+                0.0
+            } else {
+                c.green as f64 / c.scored as f64
+            },
+            expected_green_fraction: gamma,
+            score: c.score,
+            expected_score: if kgw {
+                gamma * c.scored as f64
+            } else {
+                c.scored as f64
+            },
+            ln_p_value: ln_p,
+            log10_p_value: stats::ln_to_log10(ln_p),
+            curve,
+        }
+    }
+}
+
+impl Sieve {
+    /// The verdict on one occurrence of `(window, token)`: excluded (a prompt window),
+    /// filtered out, an in-context copy (`copies`, open mode), or eligible.
     #[inline]
     fn offer(
-        &mut self,
+        &self,
         window: &[u32],
         token: u32,
-        rules: &Rules<'_>,
+        filtering: bool,
         copies: Option<&FingerprintSet>,
-    ) {
-        let options = rules.options;
+    ) -> Offer {
+        let at = self.scorer.window(window);
+        if self.excluded.contains(&at.id) {
+            return Offer::Excluded;
+        }
+        if filtering && !self.filter.contains(&at.id) {
+            return Offer::Filtered;
+        }
+        let (fingerprint, score) = self.scorer.tuple(&at, window, token);
+        if copies.is_some_and(|set| set.contains(&fingerprint)) {
+            return Offer::Copied;
+        }
+        Offer::Eligible { fingerprint, score }
+    }
+}
+
+impl Ledger {
+    /// Counts one verdict; an eligible tuple is scored unless it was before (dedup) or the
+    /// budget is spent.
+    #[inline]
+    fn take(&mut self, offer: Offer, options: &TestOptions) {
         let c = &mut self.counts;
         c.seen += 1;
-        let id = self.seeder.window_id(window);
-        if self.excluded.contains(&id) {
-            c.excluded += 1;
-            return;
-        }
-        if rules.filtering && !self.filter.contains(&id) {
-            c.filtered += 1;
-            return;
-        }
-        let seed = if rules.selfhash {
-            self.seeder.seed(window, token)
-        } else {
-            id
+        let (fp, score) = match offer {
+            Offer::Excluded => return c.excluded += 1,
+            Offer::Filtered => return c.filtered += 1,
+            Offer::Copied => return c.copied += 1,
+            Offer::Eligible { fingerprint, score } => (fingerprint, score),
         };
-        let fp = fingerprint(seed, token);
-        if copies.is_some_and(|set| set.contains(&fp)) {
-            c.copied += 1;
-            return;
-        }
         if options.dedup && self.seen.contains(&fp) {
             c.repeated += 1;
             return;
@@ -596,44 +833,11 @@ impl Tape {
             self.seen.insert(fp);
         }
         c.scored += 1;
-        c.green += u64::from(mix32(seed, token) < rules.threshold);
+        c.green += u64::from(score == 1.0);
+        c.score += score;
         if c.scored == self.next_checkpoint {
-            self.curve.push((c.scored, c.green));
+            self.curve.push((c.scored, c.green, c.score));
             self.next_checkpoint = next_checkpoint(c.scored);
-        }
-    }
-
-    fn summary(&self, gamma: f64) -> KeyResult {
-        let c = self.counts;
-        let point = |(n, g): (u64, u64)| CurvePoint {
-            n_scored: n,
-            n_green: g,
-            log10_p_value: stats::ln_to_log10(stats::binomial_tail_ln(g, n, gamma)),
-        };
-        let mut curve: Vec<CurvePoint> = self.curve.iter().copied().map(point).collect();
-        if c.scored > 0 && self.curve.last().map(|p| p.0) != Some(c.scored) {
-            curve.push(point((c.scored, c.green)));
-        }
-        let ln_p = stats::binomial_tail_ln(c.green, c.scored, gamma);
-        KeyResult {
-            key_id: self.key_id,
-            n_seen: c.seen,
-            n_excluded: c.excluded,
-            n_filtered: c.filtered,
-            n_copied: c.copied,
-            n_repeated: c.repeated,
-            n_over_budget: c.over_budget,
-            n_scored: c.scored,
-            n_green: c.green,
-            green_fraction: if c.scored == 0 {
-                0.0
-            } else {
-                c.green as f64 / c.scored as f64
-            },
-            expected_green_fraction: gamma,
-            ln_p_value: ln_p,
-            log10_p_value: stats::ln_to_log10(ln_p),
-            curve,
         }
     }
 }

@@ -5,14 +5,16 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
+use crate::config::Scheme;
+use crate::scheme::{mix32, Seeder};
 use crate::synthetic::ZipfLm;
 use crate::Watermarker;
 
-fn key(b: u8) -> Key {
+pub(super) fn key(b: u8) -> Key {
     Key::from_bytes([b; 32])
 }
 
-fn config(vocab: u64, scheme: Scheme) -> WatermarkConfig {
+pub(super) fn config(vocab: u64, scheme: Scheme) -> WatermarkConfig {
     WatermarkConfig::builder(vocab)
         .scheme(scheme)
         .build()
@@ -108,7 +110,7 @@ fn numbered_key(i: usize) -> Key {
     Key::from_bytes(bytes)
 }
 
-fn random_texts(rng: &mut ChaCha8Rng, vocab: u32, n: usize) -> Vec<Vec<u32>> {
+pub(super) fn random_texts(rng: &mut ChaCha8Rng, vocab: u32, n: usize) -> Vec<Vec<u32>> {
     (0..n)
         .map(|_| {
             let len = rng.gen_range(0..60);
@@ -254,7 +256,7 @@ fn a_budget_stops_exactly_and_marks_the_result_confirmatory() {
 }
 
 /// Kolmogorov's limiting distribution: `P(sqrt(n) D > lambda)` with Stephens' correction.
-fn ks_p_value(mut p: Vec<f64>) -> f64 {
+pub(super) fn ks_p_value(mut p: Vec<f64>) -> f64 {
     p.sort_by(f64::total_cmp);
     let n = p.len() as f64;
     let d = p

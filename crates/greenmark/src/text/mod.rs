@@ -119,16 +119,11 @@ impl TextDetector {
 
     /// Normalizes `text` and returns its token ids (no special tokens added).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        Ok(self
-            .encode_normalized(&normalize(text).text)?
-            .get_ids()
-            .to_vec())
+        encode_normalized(&self.tokenizer, text)
     }
 
     fn encode_normalized(&self, text: &str) -> Result<tokenizers::Encoding> {
-        self.tokenizer
-            .encode(text, false)
-            .map_err(|e| Error::Tokenizer(format!("could not tokenize the text: {e}")))
+        tokenize(&self.tokenizer, text)
     }
 
     /// Detects the watermark in `text`. Text that is empty once normalized (only whitespace
@@ -307,6 +302,21 @@ fn char_cut(buf: &[u8]) -> usize {
 pub fn load_tokenizer_json(path: &Path) -> Result<Tokenizer> {
     Tokenizer::from_file(path)
         .map_err(|e| Error::Tokenizer(format!("could not read {}: {e}", path.display())))
+}
+
+/// Tokenizes already normalized `text` (no special tokens added).
+fn tokenize(tokenizer: &Tokenizer, text: &str) -> Result<tokenizers::Encoding> {
+    tokenizer
+        .encode(text, false)
+        .map_err(|e| Error::Tokenizer(format!("could not tokenize the text: {e}")))
+}
+
+/// Normalizes `text` and returns its token ids under `tokenizer` (no special tokens added):
+/// [`TextDetector::encode`] without a detector.
+pub(crate) fn encode_normalized(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
+    Ok(tokenize(tokenizer, &normalize(text).text)?
+        .get_ids()
+        .to_vec())
 }
 
 #[cfg(test)]
