@@ -58,15 +58,20 @@ def add_vllm_site() -> None:
         sys.path.append(site)
 
 
-def vllm_unavailable(err: Exception, what: str) -> None:
+def unavailable(err: Exception, reason: str) -> None:
     """Raise under CI; elsewhere skip the calling test module with a loud reason (a warning too)."""
     import warnings
 
     if os.environ.get("CI"):
         raise err
-    reason = (
-        f"VLLM IS NOT IMPORTABLE ({err}): {what} did NOT run. `make test-python` "
-        "installs vllm==0.33.0 --no-deps into target/vllm-site and sets GREENMARK_VLLM_SITE."
-    )
     warnings.warn(reason)
     pytest.skip(reason, allow_module_level=True)
+
+
+def vllm_unavailable(err: Exception, what: str) -> None:
+    """`unavailable` for vLLM."""
+    unavailable(
+        err,
+        f"VLLM IS NOT IMPORTABLE ({err}): {what} did NOT run. `make test-python` "
+        "installs vllm==0.33.0 --no-deps into target/vllm-site and sets GREENMARK_VLLM_SITE.",
+    )
