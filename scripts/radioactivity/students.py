@@ -4,6 +4,9 @@ Students are trained only on the teacher's answers (teacher.py):
   token-ngram  a count model over SmolLM2 token ids, order window + 1 (the teacher's tokenizer)
   word-ngram   a count model over words and punctuation, order 3 (a different tokenizer: its
                text is re-tokenized with SmolLM2's tokenizer for the closed test)
+  neural       a tiny causal transformer (greenmark_lm::student, candle, trained here on the
+               CPU) over the SmolLM2 ids of its training answers, driven through
+               `cargo run --release -p greenmark-lm --example neural_student` (build it first)
 each in a radioactive version (a share of 100%, 10% or 1% of its training answers from the
 watermarked teacher, the rest from the plain one, on different prompts) and a control version
 (plain answers only). Tests go through the CLI (`greenmark radioactivity closed|open`), so the
@@ -11,6 +14,11 @@ numbers are what a user of greenmark gets. Each test runs with the teacher's key
 wrong keys at once: the wrong keys' p-values give the calibration (KS test against uniform).
 
     python3 scripts/radioactivity/students.py --runs /tmp/radio-run /tmp/radio-run2 --out docs/radioactivity-results.json
+    python3 scripts/radioactivity/students.py --runs /tmp/radio-run /tmp/radio-run2 --students neural --out neural.json
+
+A run directory may still be growing (teacher.py appends prompt by prompt): only the answers
+whose id is in all three variant files (plain, w1, w2) are used, and a last line cut short is
+skipped.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ import common  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKENIZER = ROOT / "crates/greenmark/tests/data/smollm2-tokenizer.json"
+NEURAL = ROOT / "target/release/examples/neural_student"
+STUDENTS = ("token-ngram", "word-ngram", "neural")
+VARIANTS = ("plain", *(f"w{h}" for h in common.WINDOWS))
 START = -1  # the start-of-text pseudo token of the n-gram students
 
 
@@ -81,11 +92,26 @@ def join_words(ws: list[str]) -> str:
     return out
 
 
-def load(runs: list[Path], variant: str) -> list[dict]:
-    rows = []
+def read_complete(path: Path) -> list[dict]:
+    """The lines of a JSON Lines file that may be being appended to: a last line without its
+    newline (cut short) is skipped."""
+    with open(path) as f:
+        lines = f.readlines()
+    if lines and not lines[-1].endswith("\n"):
+        lines = lines[:-1]
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def load(runs: list[Path]) -> dict[str, list[dict]]:
+    """Every variant's answers from every run, each sorted by id, read once, keeping only the
+    ids answered in all three variants (a run may be partly written)."""
+    out = {v: [] for v in VARIANTS}
     for r in runs:
-        rows += common.read_jsonl(r / f"teacher-{variant}.jsonl")
-    return sorted(rows, key=lambda x: x["id"])
+        by_variant = {v: read_complete(r / f"teacher-{v}.jsonl") for v in VARIANTS}
+        ids = set.intersection(*({x["id"] for x in xs} for xs in by_variant.values()))
+        for v in VARIANTS:
+            out[v] += [x for x in by_variant[v] if x["id"] in ids]
+    return {v: sorted(rows, key=lambda x: x["id"]) for v, rows in out.items()}
 
 
 def mixed(wm: list[dict], plain: list[dict], share: float, rng: random.Random) -> list[dict]:
@@ -133,9 +159,60 @@ def summarize(result: dict) -> dict:
         "log10_p": round(teacher["log10_p_value"], 2),
         "log10_p_at_1k": at(teacher["curve"], 1000),
         "log10_p_at_10k": at(teacher["curve"], 10000),
+        "log10_p_at_100k": at(teacher["curve"], 100000),
         "wrong_keys_ks_p": round(ks_uniform(p_wrong), 4) if wrong else None,
         "wrong_keys_below_0.01": sum(p < 0.01 for p in p_wrong),
     }
+
+
+class Neural:
+    """A trained neural student (a safetensors file), used through the example driver."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def generate(self, n: int, length: int, seed: int) -> list[list[int]]:
+        out = self.path.with_suffix(".gen.jsonl")
+        run_neural(["generate", "--model", str(self.path), "--n", str(n), "--len", str(length),
+                    "--temperature", "1", "--seed", str(seed), "--out", str(out)])
+        return [r["ids"] for r in common.read_jsonl(out)]
+
+    def predict(self, texts: list[dict], out: Path) -> None:
+        src = self.path.with_suffix(".read.jsonl")
+        common.write_jsonl(src, ({"ids": r["ids"]} for r in texts))
+        run_neural(["predict", "--model", str(self.path), "--texts", str(src), "--out", str(out)])
+
+
+def run_neural(args: list[str]) -> dict:
+    res = subprocess.run([str(NEURAL), *args], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"neural_student {' '.join(args)} failed: {res.stderr}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+TRAINED: dict[str, tuple[Neural, dict]] = {}
+
+
+def train_neural(stem: Path, train: list[dict], args) -> tuple[Neural, dict]:
+    """Trains a neural student on the answers' SmolLM2 ids, for about --neural-tokens tokens.
+    Training is deterministic, so a student of the same answers (the control, the same for
+    every window) is trained once."""
+    data = stem.with_suffix(".train.jsonl")
+    common.write_jsonl(data, ({"ids": r["ids"]} for r in train))
+    tokens = sum(len(r["ids"]) + 1 for r in train)
+    epochs = max(1, round(args.neural_tokens / tokens))
+    import hashlib
+
+    cache_key = hashlib.sha256(data.read_bytes() + f"/{epochs}/{args.seed}".encode()).hexdigest()
+    if cache_key in TRAINED:
+        return TRAINED[cache_key]
+    model = stem.with_suffix(".safetensors")
+    summary = run_neural(["train", "--corpus", str(data), "--out", str(model), "--epochs", str(epochs),
+                          "--seed", str(args.seed), "--log", str(stem.with_suffix(".loss.jsonl"))])
+    keep = ("corpus_tokens", "vocab", "parameters", "steps", "tokens", "seconds", "tokens_per_second",
+            "loss_first_step", "loss_first_epoch", "loss_last_epoch")
+    TRAINED[cache_key] = Neural(model), {"train": {k: summary[k] for k in keep} | {"epochs": epochs}}
+    return TRAINED[cache_key]
 
 
 def main() -> None:
@@ -146,7 +223,23 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=3000, help="texts generated per student")
     ap.add_argument("--length", type=int, default=100, help="symbols per generated text")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--students", default=",".join(STUDENTS),
+                    help=f"comma-separated student kinds to run (of {', '.join(STUDENTS)})")
+    ap.add_argument("--windows", default=",".join(map(str, common.WINDOWS)),
+                    help="comma-separated watermark windows to test")
+    ap.add_argument("--shares", default="1,0.1,0.01,0",
+                    help="comma-separated shares of watermarked training answers (0: the control)")
+    ap.add_argument("--neural-tokens", type=int, default=1_000_000,
+                    help="training tokens per neural student (epochs = this / corpus tokens, at least 1)")
+    ap.add_argument("--neural-length", type=int, default=100,
+                    help="tokens per text the neural student writes (below its context of 128)")
     args = ap.parse_args()
+    kinds = [k.strip() for k in args.students.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - set(STUDENTS))
+    if unknown or not kinds:
+        ap.error(f"--students: unknown kind(s) {unknown}; choose from {', '.join(STUDENTS)}")
+    if "neural" in kinds and not NEURAL.exists():
+        ap.error(f"{NEURAL} is missing: run `cargo build --release -p greenmark-lm --example neural_student`")
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(TOKENIZER))
@@ -162,13 +255,14 @@ def main() -> None:
 
         doc.update(secret=secret, key_id=greenmark.Key.from_hex(secret).id)
         wrong.append(doc)
+    answers = load(args.runs)
     prompts = work / "prompts.jsonl"
-    common.write_jsonl(prompts, ({"prompt": r["prompt"]} for r in load(args.runs, "plain")))
-    plain = load(args.runs, "plain")
+    common.write_jsonl(prompts, ({"prompt": r["prompt"]} for r in answers["plain"]))
+    plain = answers["plain"]
     results = []
     start_all = time.time()
-    for h in common.WINDOWS:
-        wm = load(args.runs, f"w{h}")
+    for h in [int(x) for x in args.windows.split(",")]:
+        wm = answers[f"w{h}"]
         keys = []
         for i, doc in enumerate(wrong):
             doc = dict(doc)
@@ -189,12 +283,16 @@ def main() -> None:
         }
         results.append(row)
         print(json.dumps(row), flush=True)
-        for share in (1.0, 0.1, 0.01, 0.0):
+        for share in [float(x) for x in args.shares.split(",")]:
             train = mixed(wm, plain, share, random.Random(args.seed + 1))
             kind = "control" if share == 0 else "radioactive"
-            for student in ("token-ngram", "word-ngram"):
+            for student in kinds:
                 t0 = time.time()
-                if student == "token-ngram":
+                extra = {}
+                if student == "neural":
+                    model, extra = train_neural(work / f"neural-{h}-{share}", train, args)
+                    texts = [tok.decode(ids) for ids in model.generate(args.samples, args.neural_length, args.seed)]
+                elif student == "token-ngram":
                     model = NGram(h + 1, [r["ids"] for r in train])
                     texts = [tok.decode(model.generate(args.length, rng)) for _ in range(args.samples)]
                 else:
@@ -208,6 +306,7 @@ def main() -> None:
                     **summarize(cli([*base, "--prompts", str(prompts)])),
                 }
                 row["seconds"] = round(time.time() - t0, 1)
+                row.update(extra)
                 results.append(row)
                 print(json.dumps(row), flush=True)
                 if kind == "control":
@@ -216,17 +315,20 @@ def main() -> None:
                               **summarize(cli([*base, "--prompts", str(prompts), flag]))}
                         results.append(ab)
                         print(json.dumps(ab), flush=True)
-                if student == "token-ngram":
+                if student in ("token-ngram", "neural"):
                     # Open mode: the student's top-1 predictions reading the watermarked texts.
                     t0 = time.time()
-                    preds = work / f"preds-{h}-{share}.jsonl"
-                    common.write_jsonl(
-                        preds,
-                        (
-                            {"ids": r["ids"], "predictions": [model.top1([START] * h + r["ids"][: j + 1]) for j in range(len(r["ids"]))]}
-                            for r in wm
-                        ),
-                    )
+                    preds = work / f"preds-{h}-{student}-{share}.jsonl"
+                    if student == "neural":
+                        model.predict(wm, preds)
+                    else:
+                        common.write_jsonl(
+                            preds,
+                            (
+                                {"ids": r["ids"], "predictions": [model.top1([START] * h + r["ids"][: j + 1]) for j in range(len(r["ids"]))]}
+                                for r in wm
+                            ),
+                        )
                     row = {
                         "window": h, "student": student, "kind": kind, "share": share, "mode": "open",
                         **summarize(cli(["open", "--predictions", str(preds), *key_args])),
@@ -255,14 +357,15 @@ def markdown(results: list[dict]) -> str:
     """The results table of docs/radioactivity.md."""
     lines = [
         "| window | student | training data | mode | tuples scored | green | log10 p @1k | log10 p @10k "
-        "| log10 p (all) | wrong keys: KS p / # p<0.01 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| log10 p @100k | log10 p (all) | wrong keys: KS p / # p<0.01 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         data = {"control": "control (0%)", "teacher": "-"}.get(r["kind"], f"{r['share']:.0%} watermarked")
         lines.append(
             f"| {r['window']} | {r['student']} | {data} | {r['mode']} | {r['n_scored']} "
             f"| {r['green_fraction']:.3f} | {fmt(r['log10_p_at_1k'])} | {fmt(r['log10_p_at_10k'])} "
+            f"| {fmt(r.get('log10_p_at_100k'))} "
             f"| {r['log10_p']:.1f} | {r['wrong_keys_ks_p']:.2f} / {r['wrong_keys_below_0.01']} |"
         )
     return "\n".join(lines)

@@ -304,7 +304,7 @@ fn sample<T: Copy>(items: &[T]) -> Vec<T> {
     }
     let step = items.len().div_ceil(MAX_POINTS);
     let mut picked: Vec<T> = items.iter().step_by(step).copied().collect();
-    if (items.len() - 1) % step != 0 {
+    if !(items.len() - 1).is_multiple_of(step) {
         picked.push(items[items.len() - 1]);
     }
     picked

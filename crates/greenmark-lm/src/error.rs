@@ -57,6 +57,9 @@ pub enum LmError {
     /// A generation option is out of range.
     #[error("invalid generation option: {0}")]
     InvalidOption(String),
+    /// Token ids or training data a model cannot use (empty, or outside its vocabulary).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     /// The tokenizer could not be built.
     #[error(transparent)]
     Tokenizer(#[from] crate::tokenizer::TokenizerError),
