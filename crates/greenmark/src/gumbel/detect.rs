@@ -3,6 +3,8 @@
 
 use super::config::{Algorithm, GumbelConfig, GumbelKey};
 use super::philox::{PhiloxPrf, LANES, PAD};
+#[cfg(feature = "rayon")]
+use super::sample::hash_context;
 use super::sample::ContextIndex;
 use crate::error::{Error, Result};
 use crate::stats;
@@ -249,8 +251,16 @@ impl GumbelDetector {
         cache.padded.clear();
         cache.padded.resize(w, PAD);
         cache.padded.extend_from_slice(tokens);
+        #[cfg(feature = "rayon")]
+        if self.dedup && !per_token && tokens.len() >= PARALLEL_MIN {
+            return Ok(self.score_partitioned(tokens, &cache.padded));
+        }
         cache.index.clear();
         cache.positions.clear();
+        cache.positions.reserve(tokens.len());
+        if self.dedup {
+            cache.index.reserve(tokens.len(), &cache.padded, w);
+        }
         for i in 0..tokens.len() {
             if !self.dedup || cache.index.insert(&cache.padded, w, i).is_none() {
                 cache.positions.push(i);
@@ -272,27 +282,7 @@ impl GumbelDetector {
             }
             return Ok((n, total));
         }
-        let chunk_sum = |chunk: &[usize]| -> f64 {
-            chunk
-                .chunks(LANES)
-                .map(|group| {
-                    let (a, b) = self.group_uniforms(padded, tokens, group);
-                    // One log per lane group: sum_l -ln(1 - u_l) = -ln prod_l (1 - u_l).
-                    // `1 - u` is exact in f64 (u has 24 bits) and the product of at most
-                    // LANES factors >= 2^-24 neither underflows nor loses more than a few
-                    // ulps.
-                    let neg_ln_prod = |u: &[f32; LANES]| {
-                        -u[..group.len()]
-                            .iter()
-                            .map(|&u| 1.0 - f64::from(u))
-                            .product::<f64>()
-                            .ln()
-                    };
-                    self.weights[0] * neg_ln_prod(&a)
-                        + b.map_or(0.0, |b| self.weights[1] * neg_ln_prod(&b))
-                })
-                .sum()
-        };
+        let chunk_sum = |chunk: &[usize]| self.chunk_sum(padded, tokens, chunk);
         #[cfg(feature = "rayon")]
         if positions.len() >= PARALLEL_MIN {
             use rayon::prelude::*;
@@ -300,6 +290,64 @@ impl GumbelDetector {
             return Ok((n, sums.iter().sum()));
         }
         Ok((n, positions.chunks(CHUNK).map(chunk_sum).sum()))
+    }
+
+    /// The summed scores of `chunk` (positions), `LANES` at a time, one logarithm per group.
+    fn chunk_sum(&self, padded: &[u32], tokens: &[u32], chunk: &[usize]) -> f64 {
+        chunk
+            .chunks(LANES)
+            .map(|group| {
+                let (a, b) = self.group_uniforms(padded, tokens, group);
+                // One log per lane group: sum_l -ln(1 - u_l) = -ln prod_l (1 - u_l). `1 - u`
+                // is exact in f64 (u has 24 bits) and the product of at most LANES factors
+                // >= 2^-24 neither underflows nor loses more than a few ulps.
+                let neg_ln_prod = |u: &[f32; LANES]| {
+                    -u[..group.len()]
+                        .iter()
+                        .map(|&u| 1.0 - f64::from(u))
+                        .product::<f64>()
+                        .ln()
+                };
+                self.weights[0] * neg_ln_prod(&a)
+                    + b.map_or(0.0, |b| self.weights[1] * neg_ln_prod(&b))
+            })
+            .sum()
+    }
+
+    /// Dedup and scoring of a long input in [`DEDUP_PARTS`] parts by context hash, on all
+    /// threads: each part keeps the first occurrence of its own contexts (a context's first
+    /// occurrence does not depend on the others) in a table a fraction of the size, and sums
+    /// its positions' scores in chunks; the parts' sums are added in part order. A fixed
+    /// number of parts, so the result does not depend on the thread count.
+    #[cfg(feature = "rayon")]
+    fn score_partitioned(&self, tokens: &[u32], padded: &[u32]) -> (u64, f64) {
+        use rayon::prelude::*;
+        let w = self.config.context_width;
+        let parts: Vec<(u64, f64)> = (0..DEDUP_PARTS)
+            .into_par_iter()
+            .map(|part| {
+                let mut index = ContextIndex::default();
+                index.reserve(tokens.len() / DEDUP_PARTS * 5 / 4 + 64, padded, w);
+                let mut positions = Vec::with_capacity(tokens.len() / DEDUP_PARTS * 5 / 4 + 64);
+                for i in 0..tokens.len() {
+                    let hash = hash_context(&padded[i..i + w]);
+                    if (hash >> 40) as usize % DEDUP_PARTS == part
+                        && index.insert_hashed(hash, padded, w, i).is_none()
+                    {
+                        positions.push(i);
+                    }
+                }
+                let sum = positions
+                    .chunks(CHUNK)
+                    .map(|c| self.chunk_sum(padded, tokens, c))
+                    .sum();
+                (positions.len() as u64, sum)
+            })
+            .collect();
+        (
+            parts.iter().map(|p| p.0).sum(),
+            parts.iter().map(|p| p.1).sum(),
+        )
     }
 
     /// The uniforms of up to `LANES` positions under key A (and key B when it has weight);
@@ -328,6 +376,10 @@ const CHUNK: usize = 4096;
 /// Scored positions from which detection runs its chunks in parallel (`rayon` feature).
 #[cfg(feature = "rayon")]
 const PARALLEL_MIN: usize = 4 * CHUNK;
+
+/// Parts a long input's dedup is split into, by context hash (`rayon` feature).
+#[cfg(feature = "rayon")]
+const DEDUP_PARTS: usize = 4;
 
 /// `ln Q(a, x)` with `Q = 1` at `x <= 0`.
 pub(crate) fn gamma_tail_ln(a: f64, x: f64) -> f64 {
@@ -364,6 +416,47 @@ fn chernoff_ln(n: f64, s: f64, w1: f64, w2: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Long inputs take the chunked / partitioned paths: they count the same positions as the
+    /// one-at-a-time path (`annotate`) and sum the same scores up to rounding, and the result
+    /// is the same on every call.
+    #[test]
+    fn long_inputs_score_as_the_sequential_path() {
+        let mut state = 7u64;
+        let mut next = |m: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) % m) as u32
+        };
+        // Repetitive: many repeated contexts (small vocabulary and repeated spans).
+        let mut tokens: Vec<u32> = (0..30_000).map(|_| next(40)).collect();
+        let copy = tokens[1000..9000].to_vec();
+        tokens.extend_from_slice(&copy);
+        for (alg, w) in [
+            (Algorithm::Gumbel, 4),
+            (Algorithm::Gumbel, 1),
+            (Algorithm::DualKeyGumbel, 3),
+        ] {
+            let mut config = GumbelConfig::new(alg);
+            config.context_width = w;
+            config.alpha = 0.3;
+            for dedup in [true, false] {
+                let det = GumbelDetector::new(GumbelKey::vllm(9), config)
+                    .unwrap()
+                    .with_dedup(dedup);
+                let fast = det.detect(&tokens).unwrap();
+                let (slow, scores) = det.annotate(&tokens).unwrap();
+                assert_eq!(fast.n_scored, slow.n_scored, "{alg:?} w={w} dedup={dedup}");
+                assert_eq!(fast.n_scored as usize, scores.iter().flatten().count());
+                assert!((fast.score - slow.score).abs() <= 1e-11 * slow.score);
+                assert_eq!(det.detect(&tokens).unwrap(), fast);
+                if dedup {
+                    assert!(fast.n_scored < tokens.len() as u64);
+                }
+            }
+        }
+    }
 
     /// The Chernoff bound is above the exact tail where both are known (w = (1/2, 1/2):
     /// S ~ Gamma(2n, 1/2)), and close to it in the exponent.

@@ -180,7 +180,7 @@ pub(crate) struct ContextIndex {
 }
 
 #[inline]
-fn hash_context(context: &[u32]) -> u64 {
+pub(crate) fn hash_context(context: &[u32]) -> u64 {
     let mut h = 0x243f_6a88_85a3_08d3u64;
     for &t in context {
         h = (h ^ u64::from(t)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -194,12 +194,28 @@ impl ContextIndex {
         self.table.clear();
     }
 
+    /// Makes room for `n` more contexts of `padded` (width `w`) without rehashing.
+    pub(crate) fn reserve(&mut self, n: usize, padded: &[u32], w: usize) {
+        self.table.reserve(n, |&p| hash_context(&padded[p..p + w]));
+    }
+
     /// Records that the context at `padded[pos..pos + w]` occurs at `pos`, returning the
     /// latest earlier position of the same context, if any. `padded` is the scope's tokens
     /// behind `w` pads, so position `pos`'s context is `padded[pos..pos + w]`.
     pub(crate) fn insert(&mut self, padded: &[u32], w: usize, pos: usize) -> Option<usize> {
+        self.insert_hashed(hash_context(&padded[pos..pos + w]), padded, w, pos)
+    }
+
+    /// [`ContextIndex::insert`] with the context's [`hash_context`] already computed.
+    #[inline]
+    pub(crate) fn insert_hashed(
+        &mut self,
+        hash: u64,
+        padded: &[u32],
+        w: usize,
+        pos: usize,
+    ) -> Option<usize> {
         let context = &padded[pos..pos + w];
-        let hash = hash_context(context);
         let entry = self.table.entry(
             hash,
             |&p| &padded[p..p + w] == context,
