@@ -84,14 +84,7 @@ impl Key {
 
     /// The key's public id.
     pub fn id(&self) -> KeyId {
-        let digest = Sha256::new()
-            .chain_update(DOMAIN)
-            .chain_update(b"key-id\0")
-            .chain_update(self.0)
-            .finalize();
-        let mut id = [0u8; 8];
-        id.copy_from_slice(&digest[..8]);
-        KeyId(id)
+        KeyId::of(b"key-id\0", &[&self.0])
     }
 
     /// A 32-byte subkey for `purpose`, by domain-separated SHA-256. Distinct purposes give
@@ -134,8 +127,8 @@ impl fmt::Debug for Key {
 }
 
 impl KeyId {
-    /// The id of a secret that is not a [`Key`]: the first 8 bytes of a SHA-256 of `parts`
-    /// after greenmark's domain and `label`.
+    /// The first 8 bytes of a SHA-256 of `parts` after greenmark's domain and `label`: a
+    /// [`Key`]'s id, and the id of secrets that are not a `Key` (under their own label).
     pub(crate) fn of(label: &[u8], parts: &[&[u8]]) -> KeyId {
         let mut hasher = Sha256::new().chain_update(DOMAIN).chain_update(label);
         for part in parts {

@@ -97,14 +97,13 @@ impl Scorer {
     /// The tuple's fingerprint alone.
     #[inline]
     pub(super) fn fingerprint(&self, window: &[u32], token: u32) -> u64 {
-        let at = self.window(window);
         match self {
             Scorer::Kgw {
                 seeder,
                 selfhash: true,
                 ..
             } => fingerprint(seeder.seed(window, token), token),
-            _ => fingerprint(at.id, token),
+            _ => fingerprint(self.window_id(window), token),
         }
     }
 }
