@@ -15,6 +15,7 @@ wrong keys at once: the wrong keys' p-values give the calibration (KS test again
 
     python3 scripts/radioactivity/students.py --runs /tmp/radio-run /tmp/radio-run2 --out docs/radioactivity-results.json
     python3 scripts/radioactivity/students.py --runs /tmp/radio-run /tmp/radio-run2 --students neural --out neural.json
+    python3 scripts/radioactivity/students.py --table w1.json w2.json   # one table from runs split by --windows
 
 A run directory may still be growing (teacher.py appends prompt by prompt): only the answers
 whose id is in all three variant files (plain, w1, w2) are used, and a last line cut short is
@@ -24,6 +25,7 @@ skipped.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import random
 import re
@@ -94,9 +96,14 @@ def join_words(ws: list[str]) -> str:
 
 def read_complete(path: Path) -> list[dict]:
     """The lines of a JSON Lines file that may be being appended to: a last line without its
-    newline (cut short) is skipped."""
-    with open(path) as f:
-        lines = f.readlines()
+    newline (cut short) is skipped. Reads `path.gz` (gzip) when `path` is not there: the
+    committed corpus (scripts/radioactivity/corpus) is gzipped."""
+    if not path.exists() and path.with_name(path.name + ".gz").exists():
+        with gzip.open(path.with_name(path.name + ".gz"), "rt") as f:
+            lines = f.readlines()
+    else:
+        with open(path) as f:
+            lines = f.readlines()
     if lines and not lines[-1].endswith("\n"):
         lines = lines[:-1]
     return [json.loads(line) for line in lines if line.strip()]
@@ -217,8 +224,11 @@ def train_neural(stem: Path, train: list[dict], args) -> tuple[Neural, dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=Path, nargs="+", required=True)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--runs", type=Path, nargs="+")
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--table", type=Path, nargs="+", metavar="RESULTS_JSON",
+                    help="print the markdown table of results files written by --out (e.g. one run per "
+                         "window, run in parallel) and exit")
     ap.add_argument("--wrong-keys", type=int, default=100)
     ap.add_argument("--samples", type=int, default=3000, help="texts generated per student")
     ap.add_argument("--length", type=int, default=100, help="symbols per generated text")
@@ -234,6 +244,12 @@ def main() -> None:
     ap.add_argument("--neural-length", type=int, default=100,
                     help="tokens per text the neural student writes (below its context of 128)")
     args = ap.parse_args()
+    if args.table:
+        results = [r for path in args.table for r in json.loads(path.read_text())["results"]]
+        print(markdown(sorted(results, key=lambda r: r["window"])))
+        return
+    if not (args.runs and args.out):
+        ap.error("--runs and --out are required (or --table)")
     kinds = [k.strip() for k in args.students.split(",") if k.strip()]
     unknown = sorted(set(kinds) - set(STUDENTS))
     if unknown or not kinds:

@@ -6,7 +6,7 @@
 //! cargo run --release -p greenmark-lm --example neural_student -- train \
 //!     --corpus train.jsonl --out student.safetensors [--epochs 40] [--seed 0] [--d-model 64]
 //!     [--heads 4] [--layers 2] [--mlp 256] [--context 128] [--batch 4] [--lr 2e-2]
-//!     [--weight-decay 0.01] [--tie-embeddings true] [--base-vocab 49152] [--log loss.jsonl]
+//!     [--weight-decay 0.01] [--grad-clip 1] [--tie-embeddings true] [--base-vocab 49152] [--log loss.jsonl]
 //! ... -- generate --model student.safetensors --n 3000 --len 100 [--temperature 1] [--seed 0]
 //!     --out texts.jsonl
 //! ... -- predict --model student.safetensors --texts wm.jsonl --out predictions.jsonl
@@ -178,6 +178,7 @@ fn train(flags: Flags) -> Result<(), Error> {
         "epochs" => epochs,
         "lr" => learning_rate,
         "weight-decay" => weight_decay,
+        "grad-clip" => grad_clip,
         "seed" => seed,
     );
     let mut log = match flags.0.contains_key("log") {

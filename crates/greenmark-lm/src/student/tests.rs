@@ -17,6 +17,7 @@ fn tiny() -> StudentConfig {
         epochs: 3,
         learning_rate: 1e-2,
         weight_decay: 0.01,
+        grad_clip: 1.0,
         seed: 3,
     }
 }
@@ -277,6 +278,8 @@ fn bad_input_gives_typed_errors() {
         |c| c.epochs = 0,
         |c| c.learning_rate = f64::NAN,
         |c| c.weight_decay = -1.0,
+        |c| c.grad_clip = -1.0,
+        |c| c.grad_clip = f64::INFINITY,
         |c| c.base_vocab_size = 0,
     ] {
         let mut bad = tiny();
@@ -299,6 +302,38 @@ fn bad_input_gives_typed_errors() {
     }
     // Unseen (but valid) ids read as unknown and still get predictions.
     assert_eq!(s.top1_predictions(&[0, 1, 39]).unwrap().len(), 3);
+}
+
+#[test]
+fn gradients_are_clipped_to_the_global_norm() {
+    let a = Var::from_vec(vec![1f32, 2.0], 2, &Device::Cpu).unwrap();
+    let b = Var::from_vec(vec![0.5f32], 1, &Device::Cpu).unwrap();
+    let vars = vec![("a".to_string(), a.clone()), ("b".to_string(), b.clone())];
+    // loss = 3 a0 + 4 a1 + 12 b0: gradient (3, 4, 12), global norm 13.
+    let w = Tensor::new(&[3f32, 4.0], &Device::Cpu).unwrap();
+    let loss = |vars: &[(String, Var)]| {
+        let la = (vars[0].1.as_tensor() * &w).unwrap().sum_all().unwrap();
+        let lb = (vars[1].1.as_tensor() * 12.0).unwrap().sum_all().unwrap();
+        (la + lb).unwrap()
+    };
+    let flat = |grads: &candle_core::backprop::GradStore| -> Vec<f32> {
+        [&a, &b]
+            .iter()
+            .flat_map(|v| grads.get(v.as_tensor()).unwrap().to_vec1::<f32>().unwrap())
+            .collect()
+    };
+    for (max, expected) in [
+        (1.0, vec![3.0 / 13.0, 4.0 / 13.0, 12.0 / 13.0]),
+        (26.0, vec![3.0, 4.0, 12.0]),
+        (0.0, vec![3.0, 4.0, 12.0]),
+    ] {
+        let mut grads = loss(&vars).backward().unwrap();
+        clip_gradients(&mut grads, &vars, max).unwrap();
+        let got = flat(&grads);
+        for (g, e) in got.iter().zip(&expected) {
+            assert!((g - e).abs() < 1e-6, "max {max}: {got:?} vs {expected:?}");
+        }
+    }
 }
 
 #[test]
