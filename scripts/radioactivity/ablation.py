@@ -9,7 +9,7 @@ n-grams make it look radioactive, with exclusion it does not. Both through the C
 (`greenmark radioactivity closed`, with and without `--prompts`), at a fixed budget, for the
 teacher's key and for 100 random wrong keys (whose p-values stay uniform either way).
 
-    python3 scripts/radioactivity/ablation.py --runs /tmp/radio-run /tmp/radio-run2 /tmp/radio-run3 --out docs/radioactivity-ablation.json
+    python3 scripts/radioactivity/ablation.py --runs scripts/radioactivity/corpus --out docs/radioactivity-ablation.json
 """
 
 from __future__ import annotations

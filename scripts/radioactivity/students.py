@@ -13,8 +13,8 @@ watermarked teacher, the rest from the plain one, on different prompts) and a co
 numbers are what a user of greenmark gets. Each test runs with the teacher's key and 100 random
 wrong keys at once: the wrong keys' p-values give the calibration (KS test against uniform).
 
-    python3 scripts/radioactivity/students.py --runs /tmp/radio-run /tmp/radio-run2 --out docs/radioactivity-results.json
-    python3 scripts/radioactivity/students.py --runs /tmp/radio-run /tmp/radio-run2 --students neural --out neural.json
+    python3 scripts/radioactivity/students.py --runs scripts/radioactivity/corpus --windows 1 --samples 5000 --out docs/radioactivity-results-w1.json
+    python3 scripts/radioactivity/students.py --runs scripts/radioactivity/corpus /tmp/radio-c --students neural --out neural.json
     python3 scripts/radioactivity/students.py --table w1.json w2.json   # one table from runs split by --windows
 
 A run directory may still be growing (teacher.py appends prompt by prompt): only the answers
@@ -306,7 +306,7 @@ def main() -> None:
                 t0 = time.time()
                 extra = {}
                 if student == "neural":
-                    model, extra = train_neural(work / f"neural-{h}-{share}", train, args)
+                    model, extra = train_neural(work / f"neural-{h}-{share:.0%}", train, args)
                     texts = [tok.decode(ids) for ids in model.generate(args.samples, args.neural_length, args.seed)]
                 elif student == "token-ngram":
                     model = NGram(h + 1, [r["ids"] for r in train])

@@ -13,7 +13,10 @@ ids the generated tokens. Lines are appended prompt by prompt (all three variant
 so a run stopped early still has the same prompts in every file.
 
     python3 scripts/radioactivity/teacher.py --out runs/radio --n-prompts 300 --max-tokens 150
-    python3 scripts/radioactivity/teacher.py --backend llama_cpp --out runs/radio3 --skip 224 --n-prompts 1000 --max-tokens 100
+    # the committed corpus (scripts/radioactivity/corpus): two of these side by side, one core
+    # each, stopped after 5,479 s and packed with pack.py
+    python3 scripts/radioactivity/teacher.py --backend llama_cpp --out /tmp/radio-a --n-prompts 1464 --max-tokens 100
+    python3 scripts/radioactivity/teacher.py --backend llama_cpp --out /tmp/radio-b --skip 1464 --n-prompts 1464 --max-tokens 100
 """
 
 from __future__ import annotations
