@@ -98,12 +98,9 @@ def read_complete(path: Path) -> list[dict]:
     """The lines of a JSON Lines file that may be being appended to: a last line without its
     newline (cut short) is skipped. Reads `path.gz` (gzip) when `path` is not there: the
     committed corpus (scripts/radioactivity/corpus) is gzipped."""
-    if not path.exists() and path.with_name(path.name + ".gz").exists():
-        with gzip.open(path.with_name(path.name + ".gz"), "rt") as f:
-            lines = f.readlines()
-    else:
-        with open(path) as f:
-            lines = f.readlines()
+    gz = path.with_name(path.name + ".gz")
+    with gzip.open(gz, "rt") if not path.exists() and gz.exists() else open(path) as f:
+        lines = f.readlines()
     if lines and not lines[-1].endswith("\n"):
         lines = lines[:-1]
     return [json.loads(line) for line in lines if line.strip()]
