@@ -13,7 +13,7 @@ watermarked teacher, the rest from the plain one, on different prompts) and a co
 numbers are what a user of greenmark gets. Each test runs with the teacher's key and 100 random
 wrong keys at once: the wrong keys' p-values give the calibration (KS test against uniform).
 
-    python3 scripts/radioactivity/students.py --runs scripts/radioactivity/corpus --windows 1 --samples 5000 --out docs/radioactivity-results-w1.json
+    python3 scripts/radioactivity/students.py --runs scripts/radioactivity/corpus --windows 1 --samples 10000 --neural-samples 5000 --out docs/radioactivity-results-w1.json
     python3 scripts/radioactivity/students.py --runs scripts/radioactivity/corpus /tmp/radio-c --students neural --out neural.json
     python3 scripts/radioactivity/students.py --table w1.json w2.json   # one table from runs split by --windows
 
@@ -227,7 +227,10 @@ def main() -> None:
                     help="print the markdown table of results files written by --out (e.g. one run per "
                          "window, run in parallel) and exit")
     ap.add_argument("--wrong-keys", type=int, default=100)
-    ap.add_argument("--samples", type=int, default=3000, help="texts generated per student")
+    ap.add_argument("--samples", type=int, default=3000, help="texts generated per n-gram student")
+    ap.add_argument("--neural-samples", type=int,
+                    help="texts generated per neural student (default: --samples; its sampling costs "
+                         "far more than an n-gram's and its texts are more diverse)")
     ap.add_argument("--length", type=int, default=100, help="symbols per generated text")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--students", default=",".join(STUDENTS),
@@ -253,6 +256,7 @@ def main() -> None:
         ap.error(f"--students: unknown kind(s) {unknown}; choose from {', '.join(STUDENTS)}")
     if "neural" in kinds and not NEURAL.exists():
         ap.error(f"{NEURAL} is missing: run `cargo build --release -p greenmark-lm --example neural_student`")
+    neural_samples = args.samples if args.neural_samples is None else args.neural_samples
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(TOKENIZER))
@@ -304,7 +308,7 @@ def main() -> None:
                 extra = {}
                 if student == "neural":
                     model, extra = train_neural(work / f"neural-{h}-{share:.0%}", train, args)
-                    texts = [tok.decode(ids) for ids in model.generate(args.samples, args.neural_length, args.seed)]
+                    texts = [tok.decode(ids) for ids in model.generate(neural_samples, args.neural_length, args.seed)]
                 elif student == "token-ngram":
                     model = NGram(h + 1, [r["ids"] for r in train])
                     texts = [tok.decode(model.generate(args.length, rng)) for _ in range(args.samples)]
