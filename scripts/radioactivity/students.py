@@ -166,6 +166,9 @@ def summarize(result: dict) -> dict:
         "log10_p_at_100k": at(teacher["curve"], 100000),
         "wrong_keys_ks_p": round(ks_uniform(p_wrong), 4) if wrong else None,
         "wrong_keys_below_0.01": sum(p < 0.01 for p in p_wrong),
+        # 1 + the wrong keys with a smaller p-value than the teacher's key: uniform on
+        # 1..101 for a suspect that never saw the watermark.
+        "teacher_key_rank": 1 + sum(k["log10_p_value"] < teacher["log10_p_value"] for k in wrong),
     }
 
 
@@ -290,16 +293,18 @@ def main() -> None:
         key_args = ["--key-file", str(args.runs[0] / f"keys/w{h}.json")]
         for p in keys:
             key_args += ["--key-file", str(p)]
-        # The teacher's own watermarked answers, for scale (the strength students inherit from).
-        teacher_out = work / f"teacher-{h}.jsonl"
-        common.write_jsonl(teacher_out, ({"text": r["text"]} for r in wm))
-        row = {
-            "window": h, "student": "teacher itself", "kind": "teacher", "share": 1.0, "mode": "closed",
-            **summarize(cli(["closed", "--tokenizer", str(TOKENIZER), "--outputs", str(teacher_out),
-                             "--prompts", str(prompts), *key_args])),
-        }
-        results.append(row)
-        print(json.dumps(row), flush=True)
+        # The teacher's own answers, for scale: the watermarked ones (the strength students
+        # inherit from) and the plain ones (the one chance draw that every control learns from).
+        for name, share, rows in (("teacher itself", 1.0, wm), ("teacher, no watermark", 0.0, plain)):
+            teacher_out = work / f"teacher-{h}-{share:.0%}.jsonl"
+            common.write_jsonl(teacher_out, ({"text": r["text"]} for r in rows))
+            row = {
+                "window": h, "student": name, "kind": "teacher", "share": share, "mode": "closed",
+                **summarize(cli(["closed", "--tokenizer", str(TOKENIZER), "--outputs", str(teacher_out),
+                                 "--prompts", str(prompts), *key_args])),
+            }
+            results.append(row)
+            print(json.dumps(row), flush=True)
         for share in [float(x) for x in args.shares.split(",")]:
             train = mixed(wm, plain, share, random.Random(args.seed + 1))
             kind = "control" if share == 0 else "radioactive"
