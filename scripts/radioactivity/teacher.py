@@ -13,8 +13,8 @@ ids the generated tokens. Lines are appended prompt by prompt (all three variant
 so a run stopped early still has the same prompts in every file.
 
     python3 scripts/radioactivity/teacher.py --out runs/radio --n-prompts 300 --max-tokens 150
-    # the committed corpus (scripts/radioactivity/corpus): two of these side by side, one core
-    # each, stopped after 5,479 s and packed with pack.py
+    # the committed corpus (scripts/radioactivity/corpus), all 2,928 prompts: runs of two side
+    # by side, one core each, packed with pack.py (docs/radioactivity.md has the commands)
     python3 scripts/radioactivity/teacher.py --backend llama_cpp --out /tmp/radio-a --n-prompts 1464 --max-tokens 100
     python3 scripts/radioactivity/teacher.py --backend llama_cpp --out /tmp/radio-b --skip 1464 --n-prompts 1464 --max-tokens 100
 """
