@@ -14,7 +14,7 @@ numbers are what a user of greenmark gets. Each test runs with the teacher's key
 wrong keys at once: the wrong keys' p-values give the calibration (KS test against uniform).
 
     python3 scripts/radioactivity/students.py --runs scripts/radioactivity/corpus --windows 1 --samples 10000 --neural-samples 5000 --out docs/radioactivity-results-w1.json
-    python3 scripts/radioactivity/students.py --runs scripts/radioactivity/corpus /tmp/radio-c --students neural --out neural.json
+    python3 scripts/radioactivity/students.py --runs scripts/radioactivity/corpus --students neural --shares 1,0 --neural-tokens 2000000 --out neural.json
     python3 scripts/radioactivity/students.py --table w1.json w2.json   # one table from runs split by --windows
 
 A run directory may still be growing (teacher.py appends prompt by prompt): only the answers
