@@ -5,6 +5,7 @@
 //! usage error (from clap).
 
 mod cmd;
+mod input;
 mod progress;
 mod report;
 mod table;
@@ -21,7 +22,9 @@ Exit codes:
   0   the command ran (detect: no watermark at the threshold, or --exit-code not given)
   1   error (the message on stderr says what to fix)
   2   usage error (bad or missing arguments)
-  10  detect --exit-code: a watermark was detected (with --jsonl: in at least one line)";
+  10  detect --exit-code: a watermark was detected (with --jsonl: in at least one line)
+With --jsonl, a line that cannot be scored gets an error record and the others are still
+scored; the exit status is then 1.";
 
 /// Watermark language-model output with a secret key, and detect it in text with an exact
 /// p-value.
@@ -67,6 +70,10 @@ fn main() -> ExitCode {
     match result {
         Ok(false) => ExitCode::SUCCESS,
         Ok(true) => ExitCode::from(EXIT_DETECTED),
+        Err(error) if error.downcast_ref::<cmd::UsageError>().is_some() => {
+            eprintln!("error: {error}\n\nFor more information, try '--help'.");
+            ExitCode::from(2)
+        }
         Err(error) => {
             // One line: the context chain joined by ": ", inner line breaks folded.
             let message = format!("{error:#}").replace(['\n', '\r'], " ");

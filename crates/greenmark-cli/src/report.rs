@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use greenmark::text::TextAnnotation;
 use greenmark::{stats, SkipReason, TokenScore, WatermarkConfig};
 
-use crate::table::{format_p, format_threshold, is_watermarked};
+use crate::table::{format_p, format_threshold};
 
 /// Most points drawn per polyline; longer texts are sampled evenly (the last point is kept).
 const MAX_POINTS: usize = 600;
@@ -191,7 +191,7 @@ fn write_summary(out: &mut String, report: &Report) {
             d.green_fraction,
             d.z_score,
             d.log10_p_value,
-            if is_watermarked(d, report.threshold) {
+            if d.is_significant(report.threshold) {
                 "WATERMARKED"
             } else {
                 "no watermark"
@@ -204,7 +204,7 @@ fn write_summary(out: &mut String, report: &Report) {
 fn write_section(out: &mut String, report: &Report, index: usize, section: &Section) {
     let a = section.annotation;
     let d = &a.detection;
-    let detected = is_watermarked(d, report.threshold);
+    let detected = d.is_significant(report.threshold);
     let _ = writeln!(out, "<section class=\"answer\" id=\"s{index}\">");
     let _ = writeln!(out, "<h2>{}</h2>", escape(&section.title));
     if let Some(subtitle) = &section.subtitle {
@@ -275,24 +275,7 @@ fn running_z(annotation: &TextAnnotation, gamma: f64) -> Vec<(usize, u64, f64)> 
 /// The z-score the exact test needs at `n` scored tokens: `z` of the smallest green count whose
 /// tail probability is below `threshold`, or `None` when even all-green is not enough.
 fn threshold_z(n: u64, gamma: f64, ln_threshold: f64) -> Option<f64> {
-    if stats::binomial_tail_ln(n, n, gamma) >= ln_threshold {
-        return None;
-    }
-    let (mut lo, mut hi) = ((gamma * n as f64).floor() as u64, n);
-    // Invariant: tail(hi) < threshold, tail(lo) >= threshold (or lo is the mean's floor).
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if stats::binomial_tail_ln(mid, n, gamma) < ln_threshold {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    let g = if stats::binomial_tail_ln(lo, n, gamma) < ln_threshold {
-        lo
-    } else {
-        hi
-    };
+    let g = stats::binomial_critical_value(n, gamma, ln_threshold)?;
     let sd = (n as f64 * gamma * (1.0 - gamma)).sqrt();
     Some((g as f64 - gamma * n as f64) / sd)
 }

@@ -5,15 +5,9 @@ use greenmark::Detection;
 /// The default significance threshold of every verdict.
 pub const DEFAULT_THRESHOLD: f64 = 1e-6;
 
-/// Whether `detection` is significant at `threshold` (compared in log space, so p-values far
-/// below `f64`'s range still count).
-pub fn is_watermarked(detection: &Detection, threshold: f64) -> bool {
-    detection.n_scored > 0 && detection.ln_p_value < threshold.ln()
-}
-
 /// The verdict as a word for tables: `WATERMARKED` or `no watermark`.
 pub fn verdict(detection: &Detection, threshold: f64) -> &'static str {
-    if is_watermarked(detection, threshold) {
+    if detection.is_significant(threshold) {
         "WATERMARKED"
     } else {
         "no watermark"
@@ -27,11 +21,15 @@ pub fn format_threshold(threshold: f64) -> String {
 
 /// A p-value for humans: `0.42`, `3.1e-9`, or `10^-412.3` where `f64` underflows.
 pub fn format_p(detection: &Detection) -> String {
-    let log10 = detection.log10_p_value;
+    format_p_value(detection.p_value, detection.log10_p_value)
+}
+
+/// [`format_p`] of a p-value given as its value and its base-10 log.
+pub fn format_p_value(p_value: f64, log10: f64) -> String {
     if log10 > -3.0 {
-        format!("{:.3}", detection.p_value)
+        format!("{p_value:.3}")
     } else if log10 > -300.0 {
-        format!("{:.1e}", detection.p_value)
+        format!("{p_value:.1e}")
     } else {
         format!("10^{log10:.1}")
     }

@@ -331,28 +331,67 @@ fn detect_jsonl_gives_one_result_per_line() {
 
 #[test]
 fn detect_jsonl_errors_name_the_line() {
+    // A bad line gets an error record (its number and what is wrong); every other line is
+    // still scored, and the exit status is 1 at the end.
     let dir = tempfile::tempdir().unwrap();
     let key = keygen(dir.path(), "k.json", &[]);
-    let cases: [(&[u8], &str); 4] = [
+    let cases: [(&[u8], usize, usize, &str); 5] = [
         (
             b"{\"text\": \"hello there\"}\n{\"text\": \"ok\"}\n{not json\n",
-            "line 3: not valid JSON",
+            3,
+            3,
+            "not valid JSON",
         ),
         (
-            b"{\"text\": \"hello\"}\n{\"body\": \"x\"}\n",
-            "line 2: no field \"text\"",
+            b"{\"text\": \"hello\"}\n{\"body\": \"x\"}\n{\"text\": \"after\"}\n",
+            2,
+            3,
+            "no field \"text\"",
         ),
-        (
-            b"{\"text\": 42}\n",
-            "line 1: field \"text\" is not a string",
-        ),
+        (b"{\"text\": 42}\n", 1, 1, "field \"text\" is not a string"),
         (
             b"{\"text\": \"fine\"}\n{\"text\": \"\xff\xfe\"}\n",
-            "line 2: not UTF-8",
+            2,
+            2,
+            "not UTF-8",
+        ),
+        (
+            b"{\"text\": \"fine\"}\n{\"text\": \"  \"}\n{\"text\": \"more\"}\n",
+            2,
+            3,
+            "is empty",
         ),
     ];
-    for (contents, message) in cases {
+    for (contents, bad, lines, message) in cases {
         let input = write(dir.path(), "bad.jsonl", contents);
+        let out = greenmark()
+            .args(["detect", "--jsonl", "--json", "--key-file"])
+            .arg(&key)
+            .args(tokenizer_arg())
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(
+            error_line(&out).contains(&format!("1 of {lines} lines")),
+            "{out:?}"
+        );
+        let records: Vec<serde_json::Value> = String::from_utf8(out.stdout.clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len(), lines, "{out:?}");
+        for record in &records {
+            let line = record["line"].as_u64().unwrap() as usize;
+            if line == bad {
+                let error = record["error"].as_str().unwrap();
+                assert!(error.contains(message), "{message}: {error}");
+            } else {
+                assert!(record["log10_p_value"].is_number(), "{record}");
+            }
+        }
+        // The table says the same, one row per line.
         let out = greenmark()
             .args(["detect", "--jsonl", "--key-file"])
             .arg(&key)
@@ -361,7 +400,14 @@ fn detect_jsonl_errors_name_the_line() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{out:?}");
-        assert!(error_line(&out).contains(message), "{message}: {out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let row = format!("{bad:>7}  error: ");
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&row) && l.contains(message)),
+            "{stdout}"
+        );
     }
 }
 
@@ -436,7 +482,7 @@ fn tokenizer_larger_than_the_keys_vocab_is_refused() {
     let line = error_line(&out);
     assert!(line.contains("has 49152 tokens"), "{line}");
     assert!(line.contains("vocabulary of 32000"), "{line}");
-    assert!(line.contains("--vocab-size 49152"), "{line}");
+    assert!(line.contains("vocab size >= 49152"), "{line}");
 }
 
 #[test]
@@ -741,7 +787,8 @@ fn generate_prints_an_answer_and_checks_the_key_against_the_model() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
-        error_line(&out).contains("vocabulary of 32000 tokens"),
+        error_line(&out).contains("logits have 49152 entries per row")
+            && error_line(&out).contains("vocabulary of 32000"),
         "{out:?}"
     );
     // Bad sampling options are one-line errors.

@@ -94,6 +94,71 @@ impl Scheme {
         }
     }
 
+    /// Every scheme name [`Scheme::from_name`] accepts, in the order the docs list them.
+    pub const NAMES: [&'static str; 5] = ["lefthash", "minhash", "sumhash", "selfhash", "unigram"];
+
+    /// The scheme called `name`, with `window` and `top_k` where given and the defaults
+    /// elsewhere: window 1 for `lefthash`; 4 for `minhash`, `sumhash` and `selfhash` (the
+    /// reference's `minhash` and `selfhash` settings; a window of 1 would make them `lefthash`
+    /// in all but bits); `top_k` 40 for `selfhash`. The one place a scheme name becomes a
+    /// scheme: the CLI, the Python package and config files all go through it, so the same name
+    /// always gives the same watermark.
+    ///
+    /// `top_k` applies to `selfhash` only and `unigram` takes no window (or window 0): anything
+    /// else is an [`Error::InvalidScheme`] naming what to leave out.
+    ///
+    /// ```
+    /// use greenmark::Scheme;
+    /// assert_eq!(Scheme::from_name("minhash", None, None)?, Scheme::MinHash { window: 4 });
+    /// assert_eq!("lefthash".parse::<Scheme>()?, Scheme::LeftHash { window: 1 });
+    /// assert_eq!(
+    ///     Scheme::from_name("selfhash", Some(3), Some(8))?,
+    ///     Scheme::SelfHash { window: 3, top_k: 8 }
+    /// );
+    /// assert!(Scheme::from_name("lefthash", None, Some(8)).is_err());
+    /// assert!(Scheme::from_name("left-hash", None, None).is_err());
+    /// # Ok::<(), greenmark::Error>(())
+    /// ```
+    pub fn from_name(name: &str, window: Option<usize>, top_k: Option<usize>) -> Result<Scheme> {
+        let scheme = match name {
+            "lefthash" => Scheme::LeftHash {
+                window: window.unwrap_or(1),
+            },
+            "minhash" => Scheme::MinHash {
+                window: window.unwrap_or(4),
+            },
+            "sumhash" => Scheme::SumHash {
+                window: window.unwrap_or(4),
+            },
+            "selfhash" => Scheme::SelfHash {
+                window: window.unwrap_or(4),
+                top_k: top_k.unwrap_or(40),
+            },
+            "unigram" => match window {
+                None | Some(0) => Scheme::Unigram,
+                Some(w) => {
+                    return Err(Error::scheme(
+                        "unigram",
+                        format!("unigram has no window (leave it out, or give 0), got {w}"),
+                    ))
+                }
+            },
+            other => {
+                return Err(Error::UnknownScheme {
+                    name: other.to_string(),
+                })
+            }
+        };
+        if let (Some(k), false) = (top_k, matches!(scheme, Scheme::SelfHash { .. })) {
+            return Err(Error::scheme(
+                scheme.name(),
+                format!("top_k applies to selfhash only, got top_k {k}: leave it out"),
+            ));
+        }
+        scheme.validate()?;
+        Ok(scheme)
+    }
+
     /// The stable, versioned id recorded in configs and reports. Changing any output bit of a
     /// scheme requires a new id.
     pub fn id(&self) -> &'static str {
@@ -143,6 +208,14 @@ impl Scheme {
             }
         }
         Ok(())
+    }
+}
+
+/// A scheme from its name alone, with the default parameters ([`Scheme::from_name`]).
+impl std::str::FromStr for Scheme {
+    type Err = Error;
+    fn from_str(name: &str) -> Result<Scheme> {
+        Scheme::from_name(name, None, None)
     }
 }
 
@@ -317,6 +390,22 @@ impl WatermarkConfig {
         self.skip_repeated_windows
     }
 
+    /// How many of the latest tokens a bias step reads: the scheme's context
+    /// ([`Scheme::context_len`]), or `None` (the whole history) when repeated windows are
+    /// skipped, which needs every earlier window. Callers that keep a request's history (the
+    /// vLLM and llama.cpp adapters) keep this many tokens and pass them to `bias`.
+    ///
+    /// ```
+    /// use greenmark::{Scheme, WatermarkConfig};
+    /// let c = WatermarkConfig::builder(100).scheme(Scheme::MinHash { window: 3 }).build()?;
+    /// assert_eq!(c.history_len(), Some(3));
+    /// assert_eq!(c.to_builder().skip_repeated_windows(true).build()?.history_len(), None);
+    /// # Ok::<(), greenmark::Error>(())
+    /// ```
+    pub fn history_len(&self) -> Option<usize> {
+        (!self.skip_repeated_windows).then(|| self.scheme.context_len())
+    }
+
     /// The config as JSON.
     #[cfg(feature = "serde")]
     pub fn to_json(&self) -> String {
@@ -330,6 +419,50 @@ impl WatermarkConfig {
             what: "config JSON",
             message: e.to_string(),
         })
+    }
+
+    /// Checks that a model whose logits rows have `width` entries can be watermarked with this
+    /// config: the widths must be equal (biasing reads one entry per vocabulary token, and a
+    /// model with a padded embedding has the padded width). The one rule for "key config vs
+    /// model", with one error text, [`Error::ModelVocab`].
+    ///
+    /// ```
+    /// use greenmark::WatermarkConfig;
+    /// let config = WatermarkConfig::new(49152)?;
+    /// assert!(config.check_logits_width(49152).is_ok());
+    /// assert!(config.check_logits_width(32000).is_err());
+    /// # Ok::<(), greenmark::Error>(())
+    /// ```
+    pub fn check_logits_width(&self, width: u64) -> Result<()> {
+        if width != u64::from(self.vocab_size) {
+            return Err(Error::ModelVocab {
+                model: width,
+                vocab_size: self.vocab_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that a tokenizer of `tokens` tokens (added tokens included) can be the one this
+    /// config was made for: it may have fewer tokens than the vocabulary (models pad their
+    /// embedding), never more. The one rule for "key config vs tokenizer",
+    /// [`Error::TokenizerVocab`].
+    ///
+    /// ```
+    /// use greenmark::WatermarkConfig;
+    /// let config = WatermarkConfig::new(49152)?;
+    /// assert!(config.check_tokenizer_vocab(49152).is_ok());
+    /// assert!(config.check_tokenizer_vocab(128256).is_err());
+    /// # Ok::<(), greenmark::Error>(())
+    /// ```
+    pub fn check_tokenizer_vocab(&self, tokens: usize) -> Result<()> {
+        if tokens as u64 > u64::from(self.vocab_size) {
+            return Err(Error::TokenizerVocab {
+                tokenizer: tokens,
+                vocab_size: self.vocab_size,
+            });
+        }
+        Ok(())
     }
 
     /// `Ok` when `other` makes the same tokens green with the same strength: the same vocab
@@ -416,6 +549,40 @@ mod tests {
             .scheme(Scheme::Unigram)
             .build()
             .is_ok());
+    }
+
+    #[test]
+    fn every_scheme_name_builds_its_scheme_with_the_documented_defaults() {
+        let defaults = [
+            Scheme::LeftHash { window: 1 },
+            Scheme::MinHash { window: 4 },
+            Scheme::SumHash { window: 4 },
+            Scheme::SELFHASH_DEFAULT,
+            Scheme::Unigram,
+        ];
+        let unknown = Scheme::from_name("nope", None, None)
+            .unwrap_err()
+            .to_string();
+        for (name, expected) in Scheme::NAMES.iter().zip(defaults) {
+            let scheme: Scheme = name.parse().unwrap();
+            assert_eq!(scheme, expected, "{name}");
+            assert_eq!(scheme.name(), *name);
+            assert!(unknown.contains(name), "{unknown}");
+        }
+        assert_eq!(
+            Scheme::from_name("unigram", Some(0), None).unwrap(),
+            Scheme::Unigram
+        );
+        for (name, window, top_k, needle) in [
+            ("unigram", Some(2), None, "no window"),
+            ("minhash", None, Some(3), "top_k applies to selfhash only"),
+            ("lefthash", Some(0), None, "window must be between"),
+            ("selfhash", None, Some(0), "top_k must be between"),
+            ("Lefthash", None, None, "unknown scheme"),
+        ] {
+            let err = Scheme::from_name(name, window, top_k).unwrap_err();
+            assert!(err.to_string().contains(needle), "{name}: {err}");
+        }
     }
 
     #[test]

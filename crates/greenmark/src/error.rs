@@ -30,6 +30,17 @@ pub enum Error {
         /// What is wrong and what range is allowed.
         reason: String,
     },
+    /// A scheme name that is not one of [`crate::Scheme::NAMES`].
+    #[error(
+        "unknown scheme {name:?}: expected one of lefthash, minhash, sumhash, selfhash, unigram"
+    )]
+    UnknownScheme {
+        /// The name given.
+        name: String,
+    },
+    /// A significance threshold (a p-value) is not strictly between 0 and 1.
+    #[error("the p-value threshold must be strictly between 0 and 1 (e.g. 1e-6), got {0}")]
+    InvalidThreshold(f64),
     /// A detector or search option is out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),
@@ -103,6 +114,14 @@ pub enum Error {
         /// The given value.
         given: String,
     },
+    /// A model's logits rows are not as wide as the watermark config's vocabulary.
+    #[error("the model's logits have {model} entries per row but the key's watermark config is for a vocabulary of {vocab_size}: use the model the key was made for, or a key made for this model (vocab size {model})")]
+    ModelVocab {
+        /// Entries per logits row of the model.
+        model: u64,
+        /// The config's vocab size.
+        vocab_size: u32,
+    },
     /// A text to detect in is empty or only whitespace.
     #[error("the text is empty (or only whitespace): there is nothing to detect")]
     EmptyText,
@@ -118,7 +137,7 @@ pub enum Error {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     /// The tokenizer has more tokens than the watermark config's vocabulary.
-    #[error("the tokenizer has {tokenizer} tokens but the watermark config's vocab_size is {vocab_size}: use the tokenizer of the model the key was made for (or a config with its vocab size)")]
+    #[error("the tokenizer has {tokenizer} tokens but the key's watermark config is for a vocabulary of {vocab_size}: use the tokenizer of the model the key was made for, or a key made for this tokenizer's model (vocab size >= {tokenizer})")]
     TokenizerVocab {
         /// Tokens in the tokenizer, added tokens included.
         tokenizer: usize,

@@ -298,6 +298,30 @@ impl KeyFile {
         write_secret_file(path.as_ref(), self.to_json().as_bytes())
     }
 
+    /// The config to watermark a model whose logits rows have `width` entries: the stored one,
+    /// checked with [`crate::WatermarkConfig::check_logits_width`], or the defaults for that
+    /// width when the file stores none.
+    #[cfg(feature = "serde")]
+    pub fn config_for_model(&self, width: u64) -> Result<crate::WatermarkConfig> {
+        match &self.config {
+            Some(config) => config.check_logits_width(width).map(|()| config.clone()),
+            None => crate::WatermarkConfig::new(width),
+        }
+    }
+
+    /// The config to detect in text tokenized by a tokenizer of `tokens` tokens: the stored
+    /// one, checked with [`crate::WatermarkConfig::check_tokenizer_vocab`], or the defaults
+    /// for that many tokens when the file stores none.
+    #[cfg(feature = "serde")]
+    pub fn config_for_tokenizer(&self, tokens: usize) -> Result<crate::WatermarkConfig> {
+        match &self.config {
+            Some(config) => config
+                .check_tokenizer_vocab(tokens)
+                .map(|()| config.clone()),
+            None => crate::WatermarkConfig::new(tokens as u64),
+        }
+    }
+
     /// Checks `given` against the stored config; `Ok` when none is stored or they agree on every
     /// field that changes which tokens are green or how strongly they are biased.
     #[cfg(feature = "serde")]

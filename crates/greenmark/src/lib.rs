@@ -54,7 +54,8 @@ pub mod text;
 pub use bias::{BiasOutcome, SkipReason, Watermarker};
 pub use config::{ConfigBuilder, Scheme, WatermarkConfig};
 pub use detect::{
-    DetectCache, DetectStream, Detection, Detector, SpanDetection, SpanOptions, TokenScore,
+    DetectCache, DetectStream, Detection, Detector, Keyring, KeyringDetection, SpanDetection,
+    SpanOptions, TokenScore,
 };
 pub use error::{Error, Result};
 pub use gumbel::{GumbelDetector, GumbelKey, GumbelWatermarker, VllmWatermarkConfig};

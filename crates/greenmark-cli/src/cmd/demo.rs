@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::load_model;
 use crate::progress;
 use crate::report::{render_report, Report, Section};
-use crate::table::{format_threshold, is_watermarked, truncate, verdict, Align, Table};
+use crate::table::{format_threshold, truncate, verdict, Align, Table};
 
 /// What the demo key is derived from. The key is public: anyone can derive it.
 const DEMO_KEY_LABEL: &str = "greenmark demo key v1 (public; never use it to protect real text)";
@@ -201,7 +201,7 @@ pub fn run(args: Args) -> Result<()> {
         let of_kind: Vec<&Row> = rows.iter().filter(|r| r.kind == kind).collect();
         let found = of_kind
             .iter()
-            .filter(|r| is_watermarked(&r.annotation.detection, THRESHOLD))
+            .filter(|r| r.annotation.detection.is_significant(THRESHOLD))
             .count();
         let mut log10s: Vec<f64> = of_kind
             .iter()

@@ -1,50 +1,75 @@
-//! `greenmark detect`: is this text watermarked? Plain text (streamed) or JSON Lines; with
+//! `greenmark detect`: is this text watermarked? Plain text (streamed) or JSON Lines of text or
+//! of token ids, with optional prompt context, span search and several keys; with
 //! `--vllm-config`, vLLM's native Gumbel watermark on token ids (see [`gumbel`]).
+//!
+//! Every rule (scheme, vocabulary checks, verdict, correction for several keys or windows)
+//! is the core's: this module reads inputs, picks the mode and prints.
 
 mod gumbel;
+mod output;
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use greenmark::text::{TextDetection, TextDetector};
+use anyhow::{Context, Result};
+use greenmark::text::{Applied, TextDetector};
+use greenmark::{Detector, Keyring, SpanOptions, WatermarkConfig};
+use rayon::prelude::*;
 
-use super::{
-    describe_normalizations, detection_config, load_key_file, normalizations_json, parse_threshold,
-    TokenizerArgs,
-};
-use crate::table::{format_p, format_threshold, is_watermarked, verdict};
+use super::{detection_config, load_key_file, parse_threshold, usage, TokenizerArgs};
+use crate::input::{self, Input};
+use output::{Scored, Scoring};
+
+/// Lines scored together (in parallel) before their results are printed: memory stays
+/// bounded by one chunk of lines.
+const LINES_PER_CHUNK: usize = 256;
 
 /// Arguments of `greenmark detect`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The key file (from `greenmark keygen`).
-    #[arg(long, value_name = "FILE", required_unless_present = "vllm_config")]
-    key_file: Option<PathBuf>,
+    /// The key file (from `greenmark keygen`). Repeat it to detect under several keys at once:
+    /// the p-value is then corrected for the number of keys and the key that fired is named.
+    #[arg(
+        long = "key-file",
+        value_name = "FILE",
+        required_unless_present = "vllm_config"
+    )]
+    key_files: Vec<PathBuf>,
     /// Detect vLLM's native watermark instead: the JSON given to `vllm serve
     /// --watermark-config` (key, algorithm, context width). Input: token-id JSON Lines (the
     /// served ids), or text with --tokenizer/--model (re-tokenized text can differ from the
     /// served ids).
-    #[arg(long, value_name = "FILE", conflicts_with = "key_file")]
+    #[arg(long, value_name = "FILE", conflicts_with = "key_files")]
     vllm_config: Option<PathBuf>,
-    /// With --vllm-config: the field of each JSON line that holds the token ids (a line may
-    /// also be a bare JSON array).
-    #[arg(
-        long,
-        default_value = "token_ids",
-        requires = "vllm_config",
-        value_name = "NAME"
-    )]
-    ids_field: String,
     #[command(flatten)]
     tokenizer: TokenizerArgs,
-    /// Read JSON Lines: one object per line, the text in --field.
+    /// Read JSON Lines: one object per line, the text in --field (or the token ids in
+    /// --ids-field). Gzip input (`.jsonl.gz`) is read as is.
     #[arg(long)]
     jsonl: bool,
-    /// The field of each JSON line that holds the text.
-    #[arg(long, default_value = "text", requires = "jsonl", value_name = "NAME")]
-    field: String,
+    /// The field of each JSON line that holds the text [default: text].
+    #[arg(long, value_name = "NAME")]
+    field: Option<String>,
+    /// Score token ids instead of text: the field of each JSON line that holds them (a line
+    /// may also be a bare JSON array). Implies --jsonl. [default with --vllm-config: token_ids]
+    #[arg(long, value_name = "NAME")]
+    ids_field: Option<String>,
+    /// The field of each JSON line that holds the prompt's text: tokenized, it supplies the
+    /// windows of the first tokens and is not scored.
+    #[arg(long, value_name = "NAME", conflicts_with = "prompt_ids_field")]
+    prompt_field: Option<String>,
+    /// The field of each JSON line that holds the prompt's token ids (as generated): context
+    /// for the first windows, not scored.
+    #[arg(long, value_name = "NAME")]
+    prompt_ids_field: Option<String>,
+    /// Search for a watermarked span inside longer text (a watermarked paste in human
+    /// writing): windows of several lengths, the p-value corrected for every window tried.
+    #[arg(long)]
+    span: bool,
+    /// The shortest window of --span, in tokens.
+    #[arg(long, value_name = "N", requires = "span", default_value_t = SpanOptions::default().min_tokens as u64,
+          value_parser = clap::value_parser!(u64).range(greenmark::detect::MIN_SPAN_TOKENS as u64..))]
+    min_span_tokens: u64,
     /// Print JSON (one object; with --jsonl, one object per input line) instead of a table.
     #[arg(long)]
     json: bool,
@@ -59,225 +84,331 @@ pub struct Args {
     input: String,
 }
 
+impl Args {
+    /// Whether ids (not text) are scored.
+    fn ids_mode(&self) -> bool {
+        self.ids_field.is_some()
+    }
+
+    /// Whether the input is JSON Lines.
+    fn jsonl(&self) -> bool {
+        self.jsonl || self.ids_mode()
+    }
+
+    /// The text field of each JSON line.
+    fn text_field(&self) -> &str {
+        self.field.as_deref().unwrap_or("text")
+    }
+
+    /// Refuses flags that do not apply to the chosen mode (exit status 2): a flag that would
+    /// be silently ignored gives a confident wrong answer.
+    fn check_mode(&self) -> Result<()> {
+        if self.vllm_config.is_some() {
+            let not_for_vllm = [
+                ("--prompt-field", self.prompt_field.is_some()),
+                ("--prompt-ids-field", self.prompt_ids_field.is_some()),
+                ("--span", self.span),
+            ];
+            if let Some((flag, _)) = not_for_vllm.iter().find(|(_, given)| *given) {
+                return Err(usage(format!(
+                    "{flag} does not apply to --vllm-config: vLLM's detector scores the \
+                     generated ids alone; leave it out"
+                )));
+            }
+            let text_mode = self.tokenizer.is_given();
+            if text_mode && self.ids_field.is_some() {
+                return Err(usage(
+                    "--ids-field and --tokenizer/--model exclude each other with --vllm-config: \
+                     score the served ids (--ids-field) or re-tokenized text (--tokenizer)",
+                ));
+            }
+            if !text_mode && self.field.is_some() {
+                return Err(usage(
+                    "--field names a text field, but without --tokenizer/--model \
+                     --vllm-config scores token ids: use --ids-field, or add --tokenizer",
+                ));
+            }
+            return Ok(());
+        }
+        if self.ids_mode() {
+            if self.field.is_some() {
+                return Err(usage(
+                    "--field names the text, but --ids-field scores token ids: give one of them",
+                ));
+            }
+            if self.prompt_field.is_some() {
+                return Err(usage(
+                    "--prompt-field is prompt text, but --ids-field scores token ids: give the \
+                     prompt's ids with --prompt-ids-field",
+                ));
+            }
+        } else if !self.jsonl {
+            let needs_jsonl = [
+                ("--field", self.field.is_some()),
+                ("--prompt-field", self.prompt_field.is_some()),
+                ("--prompt-ids-field", self.prompt_ids_field.is_some()),
+            ];
+            if let Some((flag, _)) = needs_jsonl.iter().find(|(_, given)| *given) {
+                return Err(usage(format!(
+                    "{flag} reads a field of JSON Lines input: add --jsonl (plain text input \
+                     has no fields)"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Runs `greenmark detect`; returns whether a watermark was found (and `--exit-code` was given).
 pub fn run(args: Args) -> Result<bool> {
+    args.check_mode()?;
     if let Some(config) = &args.vllm_config {
         return gumbel::run(&args, config);
     }
-    let key_path = args
-        .key_file
-        .as_ref()
-        .context("give --key-file (or --vllm-config for vLLM's watermark)")?;
-    let key_file = load_key_file(key_path)?;
-    let (tokenizer, source) = args.tokenizer.load()?;
-    let vocab = tokenizer.get_vocab_size(true) as u32;
-    let config = detection_config(&key_file, key_path, vocab, &source)?;
-    let detector = TextDetector::new(tokenizer, &key_file.key, config)?;
-    let name = if args.input == "-" {
-        "stdin".to_string()
-    } else {
-        args.input.clone()
+    let setup = Setup::load(&args)?;
+    let mut input = input::open(&args.input)?;
+    let scoring = Scoring {
+        threshold: args.threshold,
+        several_keys: setup.keyring.detectors().len() > 1,
+        span: args.span,
+        json: args.json,
     };
-    let reader = open_input(&args.input, &name)?;
-    let found = if args.jsonl {
-        detect_jsonl(&detector, reader, &name, &args)?
+    let found = if args.jsonl() {
+        detect_jsonl(&setup, &mut input, &args, &scoring)?
     } else {
-        detect_text(&detector, reader, &name, &args)?
+        detect_text(&setup, input, &scoring, args.min_span_tokens)?
     };
     Ok(found && args.exit_code)
 }
 
-/// The input (`-` is stdin), buffered.
-fn open_input(input: &str, name: &str) -> Result<Box<dyn BufRead>> {
-    if input == "-" {
-        return Ok(Box::new(io::stdin().lock()));
-    }
-    let file = File::open(input).with_context(|| {
-        format!("cannot open input {name}: give a readable file or `-` for stdin")
-    })?;
-    Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
+/// What detection needs, loaded once: the keys and, for text, the tokenizer.
+struct Setup {
+    keyring: Keyring,
+    /// The text detector (tokenizer and first key) when text is scored, or when a key file
+    /// without a config needs the tokenizer's vocabulary.
+    text: Option<TextDetector>,
 }
 
-fn detect_text(
-    detector: &TextDetector,
-    reader: Box<dyn BufRead>,
-    name: &str,
-    args: &Args,
-) -> Result<bool> {
-    let result = detector
-        .detect_reader(reader)
-        .map_err(|e| text_error(e, name))?;
-    let found = is_watermarked(&result.detection, args.threshold);
+impl Setup {
+    fn load(args: &Args) -> Result<Setup> {
+        let key_files = args
+            .key_files
+            .iter()
+            .map(|path| Ok((load_key_file(path)?, path)))
+            .collect::<Result<Vec<_>>>()?;
+        // Ids need no tokenizer, unless one is named or a key file has no config to give the
+        // vocabulary.
+        let need_tokenizer = !args.ids_mode()
+            || args.tokenizer.is_given()
+            || key_files.iter().any(|(file, _)| file.config.is_none());
+        let tokenizer = if need_tokenizer {
+            Some(args.tokenizer.load()?)
+        } else {
+            None
+        };
+        let mut detectors = Vec::with_capacity(key_files.len());
+        let mut configs: Vec<WatermarkConfig> = Vec::with_capacity(key_files.len());
+        for (file, path) in &key_files {
+            let config = match &tokenizer {
+                Some((tokenizer, source)) => {
+                    detection_config(file, path, tokenizer.get_vocab_size(true) as u32, source)?
+                }
+                None => file
+                    .config
+                    .clone()
+                    .expect("checked: every key file has a config"),
+            };
+            detectors.push(Detector::new(&file.key, config.clone()));
+            configs.push(config);
+        }
+        let keyring = Keyring::new(detectors)?;
+        let text = match tokenizer {
+            Some((tokenizer, _)) => {
+                let (file, _) = &key_files[0];
+                Some(TextDetector::new(tokenizer, &file.key, configs[0].clone())?)
+            }
+            None => None,
+        };
+        Ok(Setup { keyring, text })
+    }
+
+    fn text(&self) -> &TextDetector {
+        self.text.as_ref().expect("text mode loads the tokenizer")
+    }
+}
+
+/// A plain text input: streamed in bounded memory for one key without span search; read
+/// whole otherwise (span search needs every token's colour).
+fn detect_text(setup: &Setup, input: Input, scoring: &Scoring, min_span: u64) -> Result<bool> {
+    let Input { mut reader, name } = input;
+    let detector = setup.text();
+    let (scored, n_tokens, normalizations) = if !scoring.several_keys && !scoring.span {
+        let result = detector
+            .detect_reader(reader)
+            .map_err(|e| text_error(e, &name))?;
+        let n = result.detection.n_tokens;
+        let keys = vec![result.detection];
+        (
+            Scored::Whole(greenmark::KeyringDetection::from_detections(keys)),
+            n,
+            result.normalizations,
+        )
+    } else {
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read {name}"))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            text_error(
+                greenmark::Error::InvalidUtf8 {
+                    offset: e.utf8_error().valid_up_to() as u64,
+                },
+                &name,
+            )
+        })?;
+        let tokens = detector.tokens(&text).map_err(|e| text_error(e, &name))?;
+        let scored = score_ids(setup, &tokens.ids, &[], scoring.span, min_span)?;
+        (scored, tokens.ids.len(), tokens.normalizations)
+    };
+    let found = scored.is_significant(scoring.threshold);
     let mut out = io::stdout().lock();
-    if args.json {
-        let value = detection_json(&result, args.threshold, None)?;
+    if scoring.json {
+        let value = scoring.json_record(&scored, n_tokens, Some(&normalizations), None)?;
         writeln!(out, "{value}")?;
     } else {
-        let d = &result.detection;
-        let t = format_threshold(args.threshold);
-        let lines = [
-            ("input", name.to_string()),
-            ("key id", d.key_id.to_string()),
-            (
-                "scheme",
-                format!(
-                    "{} (gamma {}, delta {})",
-                    d.scheme,
-                    d.gamma,
-                    detector.detector().config().delta()
-                ),
-            ),
-            ("tokens", d.n_tokens.to_string()),
-            (
-                "scored",
-                format!(
-                    "{} ({} green, fraction {:.3})",
-                    d.n_scored, d.n_green, d.green_fraction
-                ),
-            ),
-            ("z-score", format!("{:.2}", d.z_score)),
-            (
-                "p-value",
-                format!("{} (log10 {:.2})", format_p(d), d.log10_p_value),
-            ),
-            (
-                "normalized",
-                describe_normalizations(&result.normalizations),
-            ),
-            (
-                "verdict",
-                format!("{} (p < {t})", verdict(d, args.threshold)),
-            ),
-        ];
-        for (label, value) in lines {
-            writeln!(out, "{label:<11} {value}")?;
-        }
+        scoring.print_one(&mut out, &name, &scored, n_tokens, &normalizations, setup)?;
     }
     Ok(found)
 }
 
-fn detect_jsonl(
-    detector: &TextDetector,
-    mut reader: Box<dyn BufRead>,
-    name: &str,
-    args: &Args,
-) -> Result<bool> {
-    let mut out = io::stdout().lock();
-    // Rows are printed as they come (fixed widths), so memory stays bounded by one line.
-    if !args.json {
-        writeln!(
-            out,
-            "{:>7}  {:>8}  {:>8}  {:>6}  {:>8}  {:>9}  verdict (p < {})",
-            "line",
-            "tokens",
-            "scored",
-            "green",
-            "z",
-            "log10 p",
-            format_threshold(args.threshold)
-        )?;
+/// Scores ids under every key, over the whole text or searching for a span.
+fn score_ids(
+    setup: &Setup,
+    ids: &[u32],
+    prompt: &[u32],
+    span: bool,
+    min_span: u64,
+) -> greenmark::Result<Scored> {
+    if span {
+        let options = SpanOptions::with_min_tokens(min_span as usize);
+        Ok(Scored::Span(setup.keyring.find_span(ids, prompt, options)?))
+    } else {
+        Ok(Scored::Whole(setup.keyring.detect(ids, prompt)?))
     }
-    let mut buf = Vec::new();
-    let mut line_no = 0usize;
-    let mut found = 0usize;
-    let mut texts = 0usize;
+}
+
+/// One JSON line's outcome: what was scored, or why it could not be.
+type LineOutcome = (usize, Result<(Scored, usize, Option<Vec<Applied>>)>);
+
+/// JSON Lines: each line scored on its own (in parallel, chunk by chunk, printed in input
+/// order). A line that cannot be scored gets an error record and the rest go on; the command
+/// then fails at the end.
+fn detect_jsonl(setup: &Setup, input: &mut Input, args: &Args, scoring: &Scoring) -> Result<bool> {
+    let mut out = io::stdout().lock();
+    if !scoring.json {
+        scoring.print_header(&mut out)?;
+    }
+    let (mut line_no, mut texts, mut found, mut errors) = (0usize, 0usize, 0usize, 0usize);
     loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .with_context(|| format!("cannot read {name} (after line {line_no})"))?;
-        if n == 0 {
+        let lines = input::read_json_lines(input, &mut line_no, LINES_PER_CHUNK)?;
+        if lines.is_empty() {
             break;
         }
-        line_no += 1;
-        let line = std::str::from_utf8(&buf).map_err(|e| {
-            anyhow::anyhow!(
-                "{name} line {line_no}: not UTF-8 text (invalid byte at column {}): JSON Lines \
-                 input must be UTF-8",
-                e.valid_up_to() + 1
-            )
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-            anyhow::anyhow!(
-                "{name} line {line_no}: not valid JSON ({e}); each line must be one JSON object"
-            )
-        })?;
-        let text = match value.get(&args.field) {
-            Some(serde_json::Value::String(text)) => text,
-            Some(_) => bail!(
-                "{name} line {line_no}: field {:?} is not a string; point --field at the text",
-                args.field
-            ),
-            None => bail!(
-                "{name} line {line_no}: no field {:?}; name the field holding the text with \
-                 --field",
-                args.field
-            ),
-        };
-        let result = detector
-            .detect(text)
-            .map_err(|e| text_error(e, &format!("{name} line {line_no}")))?;
-        texts += 1;
-        found += usize::from(is_watermarked(&result.detection, args.threshold));
-        if args.json {
-            let value = detection_json(&result, args.threshold, Some(line_no))?;
-            writeln!(out, "{value}")?;
-        } else {
-            let d = &result.detection;
-            writeln!(
-                out,
-                "{line_no:>7}  {:>8}  {:>8}  {:>6.3}  {:>8.2}  {:>9.2}  {}",
-                d.n_tokens,
-                d.n_scored,
-                d.green_fraction,
-                d.z_score,
-                d.log10_p_value,
-                verdict(d, args.threshold)
-            )?;
+        let outcomes: Vec<LineOutcome> = lines
+            .into_par_iter()
+            .map(|(line, value)| {
+                let outcome = value
+                    .map_err(anyhow::Error::msg)
+                    .and_then(|value| score_line(setup, &value, args));
+                (line, outcome)
+            })
+            .collect();
+        for (line, outcome) in outcomes {
+            match outcome {
+                Ok((scored, n_tokens, normalizations)) => {
+                    texts += 1;
+                    found += usize::from(scored.is_significant(scoring.threshold));
+                    if scoring.json {
+                        let value = scoring.json_record(
+                            &scored,
+                            n_tokens,
+                            normalizations.as_deref(),
+                            Some(line),
+                        )?;
+                        writeln!(out, "{value}")?;
+                    } else {
+                        scoring.print_row(&mut out, line, &scored, n_tokens)?;
+                    }
+                }
+                Err(error) => {
+                    errors += 1;
+                    let message = format!("{error:#}").replace(['\n', '\r'], " ");
+                    if scoring.json {
+                        let record = serde_json::json!({"line": line, "error": message});
+                        writeln!(out, "{record}")?;
+                    } else {
+                        writeln!(out, "{line:>7}  error: {message}")?;
+                    }
+                }
+            }
         }
     }
-    if texts == 0 {
-        bail!(
-            "{name} has no JSON lines (it is empty or blank): give one JSON object per line, with the text in field {:?}",
-            args.field
+    if texts + errors == 0 {
+        anyhow::bail!(
+            "{} has no JSON lines (it is empty or blank): give one JSON object per line, with \
+             the {} in field {:?}",
+            input.name,
+            if args.ids_mode() { "token ids" } else { "text" },
+            args.ids_field.as_deref().unwrap_or(args.text_field())
         );
     }
-    if !args.json {
+    if !scoring.json {
         writeln!(
             out,
-            "{found} of {texts} texts watermarked at p < {}",
-            format_threshold(args.threshold)
+            "{found} of {texts} {} watermarked at p < {}",
+            if args.ids_mode() { "answers" } else { "texts" },
+            crate::table::format_threshold(scoring.threshold)
         )?;
+    }
+    out.flush()?;
+    if errors > 0 {
+        anyhow::bail!(
+            "{errors} of {} lines of {} could not be scored (see their error records); the \
+             other {texts} were scored",
+            texts + errors,
+            input.name
+        );
     }
     Ok(found > 0)
 }
 
-/// One detection as a JSON object: the detection's fields, the normalizations, the verdict.
-pub fn detection_json(
-    result: &TextDetection,
-    threshold: f64,
-    line: Option<usize>,
-) -> Result<serde_json::Value> {
-    let mut value = serde_json::to_value(&result.detection)?;
-    let object = value
-        .as_object_mut()
-        .expect("a detection serializes as an object");
-    if let Some(line) = line {
-        object.insert("line".into(), line.into());
-    }
-    object.insert(
-        "normalizations".into(),
-        normalizations_json(&result.normalizations),
-    );
-    object.insert("threshold".into(), threshold.into());
-    object.insert(
-        "watermarked".into(),
-        is_watermarked(&result.detection, threshold).into(),
-    );
-    Ok(value)
+/// Scores one JSON line: its text (or ids) after its prompt, if a prompt field is given.
+fn score_line(
+    setup: &Setup,
+    value: &serde_json::Value,
+    args: &Args,
+) -> Result<(Scored, usize, Option<Vec<Applied>>)> {
+    let prompt = match (&args.prompt_field, &args.prompt_ids_field) {
+        (Some(field), _) => {
+            let text = input::string_field(value, field, "--prompt-field")?;
+            setup.text().encode(text)?
+        }
+        (None, Some(field)) => input::token_ids(value, field, "--prompt-ids-field")?,
+        (None, None) => Vec::new(),
+    };
+    let (ids, normalizations) = match &args.ids_field {
+        Some(field) => (input::token_ids(value, field, "--ids-field")?, None),
+        None => {
+            let text = input::string_field(value, args.text_field(), "--field")?;
+            let tokens = setup
+                .text()
+                .tokens(text)
+                .map_err(|e| text_error(e, "the text"))?;
+            (tokens.ids, Some(tokens.normalizations))
+        }
+    };
+    let scored = score_ids(setup, &ids, &prompt, args.span, args.min_span_tokens)?;
+    Ok((scored, ids.len(), normalizations))
 }
 
 /// A text-detection error as a one-line message naming the input.

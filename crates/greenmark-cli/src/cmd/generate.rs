@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
-use greenmark::{WatermarkConfig, Watermarker};
+use anyhow::{Context, Result};
+use greenmark::Watermarker;
 use greenmark_lm::{GenerateOptions, Request};
 
 use super::{load_key_file, load_model};
@@ -52,21 +52,15 @@ pub fn run(args: Args) -> Result<()> {
     let watermarker = match &key_file {
         None => None,
         Some((key_file, key_path)) => {
-            let config = match &key_file.config {
-                Some(config) => config.clone(),
-                None => WatermarkConfig::new(u64::from(lm.vocab_size()))?,
-            };
-            if config.vocab_size() != lm.vocab_size() {
-                bail!(
-                    "key file {} is for a vocabulary of {} tokens but the model {} has {}: use \
-                     a key made for this model (`greenmark keygen --vocab-size {}`)",
-                    key_path.display(),
-                    config.vocab_size(),
-                    path.display(),
-                    lm.vocab_size(),
-                    lm.vocab_size()
-                );
-            }
+            let config = key_file
+                .config_for_model(u64::from(lm.vocab_size()))
+                .with_context(|| {
+                    format!(
+                        "key file {} does not fit the model {}",
+                        key_path.display(),
+                        path.display()
+                    )
+                })?;
             Some(Watermarker::new(&key_file.key, config))
         }
     };

@@ -15,6 +15,24 @@ use tokenizers::Tokenizer;
 
 use crate::progress::FetchProgress;
 
+/// A usage error found after parsing (a flag that does not apply to the chosen mode): the
+/// binary prints it like clap's own and exits with status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Fails with a [`UsageError`] saying `message`.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
 /// Where the tokenizer comes from: a tokenizer.json, a GGUF model, or the default model.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TokenizerArgs {
@@ -27,6 +45,11 @@ pub struct TokenizerArgs {
 }
 
 impl TokenizerArgs {
+    /// Whether a tokenizer or model was named (else the default model's tokenizer is used).
+    pub fn is_given(&self) -> bool {
+        self.tokenizer.is_some() || self.model.is_some()
+    }
+
     /// Loads the tokenizer, fetching the default model when neither option is given.
     pub fn load(&self) -> Result<(Tokenizer, String)> {
         let path = match (&self.tokenizer, &self.model) {
@@ -83,49 +106,38 @@ pub fn load_key_file(path: &Path) -> Result<KeyFile> {
 }
 
 /// The config to detect with: the key file's, checked against the tokenizer's vocabulary, or
-/// the defaults for the tokenizer's vocabulary when the key file carries none.
+/// the defaults for the tokenizer's vocabulary when the key file carries none
+/// ([`KeyFile::config_for_tokenizer`]: the rule and its error text live in the core).
 pub fn detection_config(
     key_file: &KeyFile,
     key_path: &Path,
     tokenizer_vocab: u32,
     tokenizer_source: &str,
 ) -> Result<WatermarkConfig> {
-    match &key_file.config {
-        Some(config) => {
-            if tokenizer_vocab > config.vocab_size() {
-                bail!(
-                    "the tokenizer {tokenizer_source} has {tokenizer_vocab} tokens but key file \
-                     {} is for a vocabulary of {}: use the tokenizer of the model the key was \
-                     made for, or make a key for this one with `greenmark keygen --vocab-size \
-                     {tokenizer_vocab}`",
-                    key_path.display(),
-                    config.vocab_size()
-                );
-            }
-            Ok(config.clone())
-        }
-        None => {
-            eprintln!(
-                "note: key file {} carries no config; using the defaults (gamma 0.25, delta 2, \
-                 lefthash) for the tokenizer's {tokenizer_vocab} tokens",
-                key_path.display()
-            );
-            Ok(WatermarkConfig::new(u64::from(tokenizer_vocab))?)
-        }
+    if key_file.config.is_none() {
+        eprintln!(
+            "note: key file {} carries no config; using the defaults (gamma 0.25, delta 2, \
+             lefthash) for the tokenizer's {tokenizer_vocab} tokens",
+            key_path.display()
+        );
     }
+    key_file
+        .config_for_tokenizer(tokenizer_vocab as usize)
+        .with_context(|| {
+            format!(
+                "key file {} does not fit the tokenizer {tokenizer_source}",
+                key_path.display()
+            )
+        })
 }
 
-/// A threshold p-value from the command line: strictly between 0 and 1.
+/// A threshold p-value from the command line: strictly between 0 and 1
+/// ([`greenmark::detect::check_threshold`]).
 pub fn parse_threshold(text: &str) -> Result<f64, String> {
     let value: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number; give a p-value such as 1e-6"))?;
-    if !(value > 0.0 && value < 1.0) {
-        return Err(format!(
-            "the threshold must be strictly between 0 and 1 (e.g. 1e-6), got {text}"
-        ));
-    }
-    Ok(value)
+    greenmark::detect::check_threshold(value).map_err(|e| e.to_string())
 }
 
 /// Describes the normalizations applied as `what (count), ...`, or `none`.

@@ -23,9 +23,11 @@
 //! # Ok::<(), greenmark::Error>(())
 //! ```
 
+mod keyring;
 mod span;
 
-pub use span::{SpanDetection, SpanOptions};
+pub use keyring::{Keyring, KeyringDetection};
+pub use span::{SpanDetection, SpanOptions, MIN_SPAN_TOKENS};
 
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -87,6 +89,56 @@ pub struct Detection {
     pub scheme: &'static str,
     /// The key's public id (serialized as 16 hex digits).
     pub key_id: KeyId,
+}
+
+/// Checks a significance threshold (a p-value strictly between 0 and 1) and returns it: the one
+/// rule for every threshold a user gives (CLI flags, Python arguments, service configs).
+///
+/// ```
+/// use greenmark::detect::check_threshold;
+/// assert_eq!(check_threshold(1e-6)?, 1e-6);
+/// assert!(check_threshold(1.0).is_err() && check_threshold(f64::NAN).is_err());
+/// # Ok::<(), greenmark::Error>(())
+/// ```
+pub fn check_threshold(threshold: f64) -> Result<f64> {
+    if threshold > 0.0 && threshold < 1.0 {
+        Ok(threshold)
+    } else {
+        Err(Error::InvalidThreshold(threshold))
+    }
+}
+
+impl Detection {
+    /// Whether the watermark is detected at `threshold`: `p < threshold`, compared in log
+    /// space, so p-values far below `f64`'s range count. The one verdict rule of the CLI, the
+    /// Python package and reports. Nothing scored is never significant.
+    ///
+    /// ```
+    /// use greenmark::{Detector, Key, WatermarkConfig};
+    /// let d = Detector::new(&Key::from_bytes([3; 32]), WatermarkConfig::new(100)?);
+    /// assert!(!d.detect(&[], &[])?.is_significant(0.5));
+    /// # Ok::<(), greenmark::Error>(())
+    /// ```
+    pub fn is_significant(&self, threshold: f64) -> bool {
+        self.n_scored > 0 && self.ln_p_value < threshold.ln()
+    }
+}
+
+/// A result serialized as a JSON object whose p-value fields are renamed `uncorrected_*`: it
+/// is nested inside a result whose own p-value is the corrected one.
+#[cfg(feature = "serde")]
+pub(crate) fn uncorrected_value<T: serde::Serialize>(
+    value: &T,
+) -> serde_json::Result<serde_json::Value> {
+    let mut value = serde_json::to_value(value)?;
+    if let Some(object) = value.as_object_mut() {
+        for field in ["p_value", "ln_p_value", "log10_p_value"] {
+            if let Some(v) = object.remove(field) {
+                object.insert(format!("uncorrected_{field}"), v);
+            }
+        }
+    }
+    Ok(value)
 }
 
 /// Reusable scratch for [`Detector::detect_with`]: the dedup set and a context buffer. Reusing
@@ -165,6 +217,22 @@ impl Detector {
     /// The config this detector scores for.
     pub fn config(&self) -> &WatermarkConfig {
         &self.config
+    }
+
+    /// The public id of the key scored for.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// Whether `other` makes exactly the same calls on every input: the same key, vocabulary,
+    /// gamma threshold, scheme and dedup (`delta` and `skip_repeated_windows` only matter to
+    /// generation).
+    pub fn scores_like(&self, other: &Detector) -> bool {
+        self.key_id == other.key_id
+            && self.threshold == other.threshold
+            && self.dedup == other.dedup
+            && self.config.vocab_size() == other.config.vocab_size()
+            && self.config.scheme() == other.config.scheme()
     }
 
     /// Scores `tokens`. `prompt` (possibly empty) is the text that preceded them: it provides

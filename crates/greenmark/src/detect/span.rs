@@ -13,6 +13,9 @@ use super::{Detection, Detector, TokenScore};
 use crate::error::{Error, Result};
 use crate::stats;
 
+/// The shortest window [`SpanOptions::min_tokens`] accepts.
+pub const MIN_SPAN_TOKENS: usize = 2;
+
 /// Options of [`Detector::find_span`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -43,7 +46,9 @@ pub struct SpanDetection {
     pub start: usize,
     /// One past the span's last token.
     pub end: usize,
-    /// The span's own statistics (its `p_value` is *not* corrected).
+    /// The span's own statistics (its `p_value` is *not* corrected; serialized as
+    /// `uncorrected_p_value` and so on).
+    #[cfg_attr(feature = "serde", serde(serialize_with = "serialize_uncorrected"))]
     pub span: Detection,
     /// How many windows were tried.
     pub windows_tried: u64,
@@ -53,6 +58,25 @@ pub struct SpanDetection {
     pub ln_p_value: f64,
     /// Base-10 log of the corrected p-value.
     pub log10_p_value: f64,
+}
+
+#[cfg(feature = "serde")]
+fn serialize_uncorrected<S: serde::Serializer>(
+    span: &Detection,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    super::uncorrected_value(span)
+        .map_err(serde::ser::Error::custom)?
+        .serialize(s)
+}
+
+impl SpanDetection {
+    /// Whether a watermarked span is detected at `threshold`, on the corrected p-value
+    /// (compared in log space).
+    pub fn is_significant(&self, threshold: f64) -> bool {
+        self.span.n_scored > 0 && self.ln_p_value < threshold.ln()
+    }
 }
 
 impl Detector {
@@ -65,9 +89,9 @@ impl Detector {
         prompt: &[u32],
         options: SpanOptions,
     ) -> Result<SpanDetection> {
-        if options.min_tokens < 2 {
+        if options.min_tokens < MIN_SPAN_TOKENS {
             return Err(Error::InvalidOption(format!(
-                "span search needs min_tokens >= 2, got {}",
+                "span search needs min_tokens >= {MIN_SPAN_TOKENS}, got {}",
                 options.min_tokens
             )));
         }

@@ -226,39 +226,7 @@ impl Radioactivity {
     }
 }
 
-/// `ln min(1, K p)`: the Bonferroni correction of the smallest of `k` p-values, in log space.
-///
-/// ```
-/// use greenmark::radioactivity::bonferroni_ln;
-/// assert!((bonferroni_ln(1e-8f64.ln(), 10) - 1e-7f64.ln()).abs() < 1e-12);
-/// assert_eq!(bonferroni_ln(0.5f64.ln(), 4), 0.0);
-/// ```
-pub fn bonferroni_ln(ln_p_min: f64, k: usize) -> f64 {
-    (ln_p_min + (k.max(1) as f64).ln()).min(0.0)
-}
-
-/// `ln(1 - (1 - p)^K)`: the Šidák correction of the smallest of `k` independent p-values, in
-/// log space, accurate for `p` far below `f64`'s range (where it tends to `ln K + ln p`).
-///
-/// ```
-/// use greenmark::radioactivity::sidak_ln;
-/// let exact = (1.0f64 - 0.99f64.powi(3)).ln();
-/// assert!((sidak_ln(0.01f64.ln(), 3) - exact).abs() < 1e-12);
-/// assert!((sidak_ln(-2000.0, 10) - (-2000.0 + 10f64.ln())).abs() < 1e-9);
-/// ```
-pub fn sidak_ln(ln_p_min: f64, k: usize) -> f64 {
-    let k = k.max(1) as f64;
-    if ln_p_min.is_nan() {
-        return f64::NAN;
-    }
-    if ln_p_min + k.ln() < -30.0 {
-        // 1 - (1 - p)^K = K p (1 - (K - 1) p / 2 + O((K p)^2)), K p < 1e-13.
-        return ln_p_min + k.ln() + (-(k - 1.0) * ln_p_min.exp() / 2.0).ln_1p();
-    }
-    // ln (1 - p)^K = K ln(1 - p) = K log1mexp(ln p); then ln(1 - e^that).
-    let ln_keep = k * stats::special::log1mexp(ln_p_min);
-    stats::special::log1mexp(ln_keep).min(0.0)
-}
+pub use crate::stats::{bonferroni_ln, sidak_ln};
 
 /// A corpus-level radioactivity test for one or more keys (see the module docs).
 #[derive(Debug, Clone)]

@@ -183,3 +183,74 @@ pub fn normal_tail_ln(z: f64) -> f64 {
 pub fn ln_to_log10(ln: f64) -> f64 {
     ln * std::f64::consts::LOG10_E
 }
+
+/// The smallest green count `g` whose exact tail `P(X >= g)`, `X ~ Binomial(n, p)`, is below
+/// `e^ln_threshold`: the critical value of the one-sided test at `n` scored tokens. `None`
+/// when even `g = n` (all green) is not significant, i.e. `n` is too few tokens for that
+/// threshold, or when an input is outside its domain.
+///
+/// Found by bisection on [`binomial_tail_ln`] (decreasing in `g`), so it agrees with the
+/// detector's p-value exactly: `p < threshold` iff `n_green >= critical value`.
+///
+/// ```
+/// use greenmark::stats::{binomial_critical_value, binomial_tail_ln};
+/// let ln_t = 1e-6f64.ln();
+/// let g = binomial_critical_value(200, 0.25, ln_t).unwrap();
+/// assert!(binomial_tail_ln(g, 200, 0.25) < ln_t && binomial_tail_ln(g - 1, 200, 0.25) >= ln_t);
+/// assert_eq!(binomial_critical_value(9, 0.25, ln_t), None); // 0.25^9 > 1e-6
+/// ```
+pub fn binomial_critical_value(n: u64, p: f64, ln_threshold: f64) -> Option<u64> {
+    let tail = |g| binomial_tail_ln(g, n, p);
+    if ln_threshold.is_nan() || tail(n).is_nan() || tail(n) >= ln_threshold {
+        return None;
+    }
+    // Invariant: tail(hi) < threshold <= tail(lo) (tail(0) = 1 > any threshold below 1).
+    let (mut lo, mut hi) = (0u64, n);
+    if tail(lo) < ln_threshold {
+        return Some(0);
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if tail(mid) < ln_threshold {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(hi)
+}
+
+/// `ln min(1, K p)`: the Bonferroni correction of the smallest of `k` p-values, in log space.
+/// Valid whatever the dependence between the tests.
+///
+/// ```
+/// use greenmark::stats::bonferroni_ln;
+/// assert!((bonferroni_ln(1e-8f64.ln(), 10) - 1e-7f64.ln()).abs() < 1e-12);
+/// assert_eq!(bonferroni_ln(0.5f64.ln(), 4), 0.0);
+/// ```
+pub fn bonferroni_ln(ln_p_min: f64, k: usize) -> f64 {
+    (ln_p_min + (k.max(1) as f64).ln()).min(0.0)
+}
+
+/// `ln(1 - (1 - p)^K)`: the Šidák correction of the smallest of `k` independent p-values, in
+/// log space, accurate for `p` far below `f64`'s range (where it tends to `ln K + ln p`).
+///
+/// ```
+/// use greenmark::stats::sidak_ln;
+/// let exact = (1.0f64 - 0.99f64.powi(3)).ln();
+/// assert!((sidak_ln(0.01f64.ln(), 3) - exact).abs() < 1e-12);
+/// assert!((sidak_ln(-2000.0, 10) - (-2000.0 + 10f64.ln())).abs() < 1e-9);
+/// ```
+pub fn sidak_ln(ln_p_min: f64, k: usize) -> f64 {
+    let k = k.max(1) as f64;
+    if ln_p_min.is_nan() {
+        return f64::NAN;
+    }
+    if ln_p_min + k.ln() < -30.0 {
+        // 1 - (1 - p)^K = K p (1 - (K - 1) p / 2 + O((K p)^2)), K p < 1e-13.
+        return ln_p_min + k.ln() + (-(k - 1.0) * ln_p_min.exp() / 2.0).ln_1p();
+    }
+    // ln (1 - p)^K = K ln(1 - p) = K log1mexp(ln p); then ln(1 - e^that).
+    let ln_keep = k * special::log1mexp(ln_p_min);
+    special::log1mexp(ln_keep).min(0.0)
+}

@@ -47,6 +47,16 @@ pub struct TextDetection {
     pub normalizations: Vec<Applied>,
 }
 
+/// A text's token ids as a detection scores them ([`TextDetector::tokens`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TextTokens {
+    /// The ids of the normalized text (no special tokens).
+    pub ids: Vec<u32>,
+    /// What normalization changed, with counts.
+    pub normalizations: Vec<Applied>,
+}
+
 /// One token of an annotated text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -89,13 +99,7 @@ impl TextDetector {
     /// more tokens than `config.vocab_size()` is refused: it cannot be the one the watermark
     /// was made with.
     pub fn new(tokenizer: Tokenizer, key: &Key, config: WatermarkConfig) -> Result<TextDetector> {
-        let size = tokenizer.get_vocab_size(true);
-        if size > config.vocab_size() as usize {
-            return Err(Error::TokenizerVocab {
-                tokenizer: size,
-                vocab_size: config.vocab_size(),
-            });
-        }
+        config.check_tokenizer_vocab(tokenizer.get_vocab_size(true))?;
         Ok(TextDetector {
             tokenizer,
             detector: Detector::new(key, config),
@@ -126,14 +130,33 @@ impl TextDetector {
         tokenize(&self.tokenizer, text)
     }
 
+    /// The token ids a detection of `text` scores, with the normalizations applied first:
+    /// for callers that score the ids themselves (several keys, span search). Text that is
+    /// empty once normalized (only whitespace and invisible characters) is
+    /// [`Error::EmptyText`].
+    pub fn tokens(&self, text: &str) -> Result<TextTokens> {
+        let normalized = normalize_nonempty(text)?;
+        let ids = self.encode_normalized(&normalized.text)?.get_ids().to_vec();
+        Ok(TextTokens {
+            ids,
+            normalizations: normalized.applied,
+        })
+    }
+
     /// Detects the watermark in `text`. Text that is empty once normalized (only whitespace
     /// and invisible characters) is [`Error::EmptyText`].
     pub fn detect(&self, text: &str) -> Result<TextDetection> {
-        let normalized = normalize_nonempty(text)?;
-        let ids = self.encode_normalized(&normalized.text)?;
+        self.detect_after(text, &[])
+    }
+
+    /// [`TextDetector::detect`] of a text that followed `prompt` (token ids, as
+    /// [`TextDetector::encode`] gives them): the prompt supplies the windows of the first
+    /// tokens and is not scored.
+    pub fn detect_after(&self, text: &str, prompt: &[u32]) -> Result<TextDetection> {
+        let tokens = self.tokens(text)?;
         Ok(TextDetection {
-            detection: self.detector.detect(ids.get_ids(), &[])?,
-            normalizations: normalized.applied,
+            detection: self.detector.detect(&tokens.ids, prompt)?,
+            normalizations: tokens.normalizations,
         })
     }
 

@@ -32,13 +32,9 @@ pub fn run(args: &Args, config_path: &Path) -> Result<bool> {
     let vllm = VllmWatermarkConfig::load(config_path)
         .with_context(|| format!("cannot use vLLM watermark config {}", config_path.display()))?;
     let detector = GumbelDetector::new(vllm.key, vllm.config)?.with_threshold(args.threshold)?;
-    let name = if args.input == "-" {
-        "stdin".to_string()
-    } else {
-        args.input.clone()
-    };
-    let mut reader = super::open_input(&args.input, &name)?;
-    let text_mode = args.tokenizer.tokenizer.is_some() || args.tokenizer.model.is_some();
+    let crate::input::Input { mut reader, name } = crate::input::open(&args.input)?;
+    let text_mode = args.tokenizer.is_given();
+    let ids_field = args.ids_field.as_deref().unwrap_or("token_ids");
     let tokenizer = if text_mode {
         eprintln!("{RETOKENIZED_NOTE}");
         Some(args.tokenizer.load()?.0)
@@ -100,23 +96,19 @@ pub fn run(args: &Args, config_path: &Path) -> Result<bool> {
                 anyhow::anyhow!("{what}: not valid JSON ({e}); give one JSON value per line")
             })?;
             let ids = if text_mode {
-                match value.get(&args.field) {
-                    Some(serde_json::Value::String(text)) => encode(text, &what)?,
-                    _ => bail!(
-                        "{what}: no string field {:?}; name the field holding the text with --field",
-                        args.field
-                    ),
-                }
+                let text = crate::input::string_field(&value, args.text_field(), "--field")
+                    .with_context(|| what.clone())?;
+                encode(text, &what)?
             } else {
-                token_ids(&value, &args.ids_field, &what)?
+                crate::input::token_ids(&value, ids_field, "--ids-field")
+                    .with_context(|| what.clone())?
             };
             report(&ids, Some(line_no), &mut out)?;
         }
         if answers == 0 {
             bail!(
                 "{name} has no JSON lines: give one line per answer, a JSON array of token ids \
-                 or an object with them in {:?}",
-                args.ids_field
+                 or an object with them in {ids_field:?}"
             );
         }
     }
@@ -128,34 +120,6 @@ pub fn run(args: &Args, config_path: &Path) -> Result<bool> {
         )?;
     }
     Ok(found > 0 && args.exit_code)
-}
-
-/// The token ids of one JSON line: an array, or an object's `field`.
-fn token_ids(value: &serde_json::Value, field: &str, what: &str) -> Result<Vec<u32>> {
-    let array = match value {
-        serde_json::Value::Array(array) => array,
-        serde_json::Value::Object(object) => match object.get(field) {
-            Some(serde_json::Value::Array(array)) => array,
-            Some(_) => bail!("{what}: field {field:?} is not an array of token ids"),
-            None => bail!(
-                "{what}: no field {field:?}; name the field holding the ids with --ids-field \
-                 (or give a plain JSON array)"
-            ),
-        },
-        _ => bail!("{what}: expected a JSON array of token ids or an object holding one"),
-    };
-    array
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            v.as_u64()
-                .filter(|&id| id < u64::from(u32::MAX))
-                .map(|id| id as u32)
-                .with_context(|| {
-                    format!("{what}: element {i} ({v}) is not a token id (an integer >= 0)")
-                })
-        })
-        .collect()
 }
 
 fn print_detection(

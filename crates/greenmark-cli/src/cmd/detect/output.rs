@@ -1,0 +1,277 @@
+//! How `greenmark detect` prints a result: a table row, a labelled block, or a JSON record.
+//! Only the corrected p-value (for several keys, for span search) is printed as *the*
+//! p-value; per-key and per-window values are labelled uncorrected.
+
+use std::io::Write;
+
+use anyhow::Result;
+use greenmark::text::Applied;
+use greenmark::{Detection, KeyringDetection, SpanDetection};
+
+use super::Setup;
+use crate::cmd::{describe_normalizations, normalizations_json};
+use crate::table::{format_p_value, format_threshold};
+
+/// One text's result: under every key, over the whole text or the best span.
+#[derive(Debug)]
+pub enum Scored {
+    /// Whole-text detections.
+    Whole(KeyringDetection<Detection>),
+    /// Span searches.
+    Span(KeyringDetection<SpanDetection>),
+}
+
+impl Scored {
+    /// The verdict on the corrected p-value.
+    pub fn is_significant(&self, threshold: f64) -> bool {
+        match self {
+            Scored::Whole(k) => k.is_significant(threshold),
+            Scored::Span(k) => k.is_significant(threshold),
+        }
+    }
+
+    /// The strongest key's index.
+    fn strongest(&self) -> usize {
+        match self {
+            Scored::Whole(k) => k.strongest_key,
+            Scored::Span(k) => k.strongest_key,
+        }
+    }
+
+    /// The counts behind the verdict: the strongest key's, in its span for span search.
+    fn counts(&self) -> &Detection {
+        match self {
+            Scored::Whole(k) => &k.keys[k.strongest_key],
+            Scored::Span(k) => &k.keys[k.strongest_key].span,
+        }
+    }
+
+    /// The corrected p-value and its base-10 log.
+    fn p(&self) -> (f64, f64) {
+        match self {
+            Scored::Whole(k) => (k.p_value, k.log10_p_value),
+            Scored::Span(k) => (k.p_value, k.log10_p_value),
+        }
+    }
+
+    /// Each key's own (uncorrected) base-10 log p-value, with its key id.
+    fn per_key(&self) -> Vec<(String, f64)> {
+        match self {
+            Scored::Whole(k) => k
+                .keys
+                .iter()
+                .map(|d| (d.key_id.to_string(), d.log10_p_value))
+                .collect(),
+            Scored::Span(k) => k
+                .keys
+                .iter()
+                .map(|d| (d.span.key_id.to_string(), d.log10_p_value))
+                .collect(),
+        }
+    }
+
+    fn span(&self) -> Option<&SpanDetection> {
+        match self {
+            Scored::Span(k) => Some(&k.keys[k.strongest_key]),
+            Scored::Whole(_) => None,
+        }
+    }
+}
+
+/// What every printed result shares: the threshold and which columns apply.
+#[derive(Debug)]
+pub struct Scoring {
+    /// The p-value below which a text is called watermarked.
+    pub threshold: f64,
+    /// More than one key: the p-value is corrected and the key that fired named.
+    pub several_keys: bool,
+    /// Span search.
+    pub span: bool,
+    /// JSON output.
+    pub json: bool,
+}
+
+fn verdict(scored: &Scored, threshold: f64) -> &'static str {
+    if scored.is_significant(threshold) {
+        "WATERMARKED"
+    } else {
+        "no watermark"
+    }
+}
+
+impl Scoring {
+    /// One result as a JSON object. One key, whole text: the detection's fields as before.
+    /// Span search: the span result (`start`, `end`, `windows_tried`, the corrected p-value,
+    /// the span's own counts with `uncorrected_*` p-values). Several keys: every key's result
+    /// with `uncorrected_*` p-values, `strongest_key`, `key_id` of the key that fired, and the
+    /// corrected p-value. Always: `threshold`, `watermarked`, and `line` and `normalizations`
+    /// where they apply.
+    pub fn json_record(
+        &self,
+        scored: &Scored,
+        n_tokens: usize,
+        normalizations: Option<&[Applied]>,
+        line: Option<usize>,
+    ) -> Result<serde_json::Value> {
+        let mut value = match scored {
+            Scored::Whole(k) if k.keys.len() == 1 => serde_json::to_value(&k.keys[0])?,
+            Scored::Span(k) if k.keys.len() == 1 => serde_json::to_value(&k.keys[0])?,
+            Scored::Whole(k) => serde_json::to_value(k)?,
+            Scored::Span(k) => serde_json::to_value(k)?,
+        };
+        let object = value
+            .as_object_mut()
+            .expect("a detection serializes as an object");
+        let counts = scored.counts();
+        object.insert("n_tokens".into(), n_tokens.into());
+        object.insert("key_id".into(), counts.key_id.to_string().into());
+        object.insert("scheme".into(), counts.scheme.into());
+        if let Some(line) = line {
+            object.insert("line".into(), line.into());
+        }
+        if let Some(applied) = normalizations {
+            object.insert("normalizations".into(), normalizations_json(applied));
+        }
+        object.insert("threshold".into(), self.threshold.into());
+        object.insert(
+            "watermarked".into(),
+            scored.is_significant(self.threshold).into(),
+        );
+        Ok(value)
+    }
+
+    /// The column header of the JSON Lines table.
+    pub fn print_header(&self, out: &mut dyn Write) -> Result<()> {
+        write!(
+            out,
+            "{:>7}  {:>8}  {:>8}  {:>6}  {:>8}  {:>9}  ",
+            "line", "tokens", "scored", "green", "z", "log10 p"
+        )?;
+        if self.span {
+            write!(out, "{:>13}  ", "span")?;
+        }
+        if self.several_keys {
+            write!(out, "{:<16}  ", "key")?;
+        }
+        writeln!(out, "verdict (p < {})", format_threshold(self.threshold))?;
+        Ok(())
+    }
+
+    /// One line's row of the JSON Lines table (counts of the strongest key, in its span).
+    pub fn print_row(
+        &self,
+        out: &mut dyn Write,
+        line: usize,
+        scored: &Scored,
+        n_tokens: usize,
+    ) -> Result<()> {
+        let d = scored.counts();
+        write!(
+            out,
+            "{line:>7}  {:>8}  {:>8}  {:>6.3}  {:>8.2}  {:>9.2}  ",
+            n_tokens,
+            d.n_scored,
+            d.green_fraction,
+            d.z_score,
+            scored.p().1
+        )?;
+        if let Some(span) = scored.span() {
+            write!(out, "{:>13}  ", format!("{}-{}", span.start, span.end))?;
+        }
+        if self.several_keys {
+            write!(out, "{:<16}  ", d.key_id.to_string())?;
+        }
+        writeln!(out, "{}", verdict(scored, self.threshold))?;
+        Ok(())
+    }
+
+    /// One text's result as labelled lines.
+    pub fn print_one(
+        &self,
+        out: &mut dyn Write,
+        name: &str,
+        scored: &Scored,
+        n_tokens: usize,
+        normalizations: &[Applied],
+        setup: &Setup,
+    ) -> Result<()> {
+        let d = scored.counts();
+        let config = setup.keyring.detectors()[scored.strongest()].config();
+        let (p, log10) = scored.p();
+        let mut lines = vec![("input", name.to_string())];
+        let keys = setup.keyring.detectors().len();
+        if keys > 1 {
+            lines.push((
+                "keys",
+                format!(
+                    "{keys}; the strongest is {} (p corrected for {keys} keys)",
+                    d.key_id
+                ),
+            ));
+        } else {
+            lines.push(("key id", d.key_id.to_string()));
+        }
+        lines.push((
+            "scheme",
+            format!("{} (gamma {}, delta {})", d.scheme, d.gamma, config.delta()),
+        ));
+        lines.push(("tokens", n_tokens.to_string()));
+        let mut corrected = Vec::new();
+        if let Some(span) = scored.span() {
+            lines.push((
+                "span",
+                format!(
+                    "tokens {}..{} of {n_tokens} ({} windows tried)",
+                    span.start, span.end, span.windows_tried
+                ),
+            ));
+            corrected.push(format!("{} windows", span.windows_tried));
+        }
+        if keys > 1 {
+            corrected.push(format!("{keys} keys"));
+        }
+        let within = if scored.span().is_some() {
+            " in the span"
+        } else {
+            ""
+        };
+        lines.push((
+            "scored",
+            format!(
+                "{} ({} green, fraction {:.3}){within}",
+                d.n_scored, d.n_green, d.green_fraction
+            ),
+        ));
+        lines.push(("z-score", format!("{:.2}", d.z_score)));
+        let note = if corrected.is_empty() {
+            String::new()
+        } else {
+            format!(", corrected for {}", corrected.join(" and "))
+        };
+        lines.push((
+            "p-value",
+            format!("{} (log10 {log10:.2}{note})", format_p_value(p, log10)),
+        ));
+        if keys > 1 {
+            for (id, log10) in scored.per_key() {
+                lines.push((
+                    "  key",
+                    format!("{id}: log10 p {log10:.2} (this key alone)"),
+                ));
+            }
+        }
+        lines.push(("normalized", describe_normalizations(normalizations)));
+        lines.push((
+            "verdict",
+            format!(
+                "{} (p < {})",
+                verdict(scored, self.threshold),
+                format_threshold(self.threshold)
+            ),
+        ));
+        for (label, value) in lines {
+            writeln!(out, "{label:<11} {value}")?;
+        }
+        Ok(())
+    }
+}
