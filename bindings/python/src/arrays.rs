@@ -58,7 +58,8 @@ pub(crate) fn ids(
     })?;
     let untyped = array.cast::<PyUntypedArray>()?;
     let kind = untyped.dtype().kind();
-    if !matches!(kind, b'i' | b'u') {
+    // An empty list comes out of numpy as float64: no ids, whatever the dtype.
+    if !matches!(kind, b'i' | b'u') && untyped.len() > 0 {
         return Err(PyTypeError::new_err(format!(
             "{name} must hold integer token ids, got dtype {}",
             untyped.dtype()

@@ -12,43 +12,6 @@ use crate::errors::{to_py, type_error, ConfigError};
 #[derive(PartialEq)]
 pub(crate) struct PyConfig(pub(crate) WatermarkConfig);
 
-fn scheme_from(name: &str, window: Option<usize>, top_k: Option<usize>) -> PyResult<Scheme> {
-    if top_k.is_some() && name != "selfhash" {
-        return Err(ConfigError::new_err(format!(
-            "top_k applies to the selfhash scheme only, not {name:?}"
-        )));
-    }
-    let scheme = match name {
-        "lefthash" => Scheme::LeftHash {
-            window: window.unwrap_or(1),
-        },
-        "minhash" => Scheme::MinHash {
-            window: window.unwrap_or(1),
-        },
-        "sumhash" => Scheme::SumHash {
-            window: window.unwrap_or(1),
-        },
-        "selfhash" => Scheme::SelfHash {
-            window: window.unwrap_or(4),
-            top_k: top_k.unwrap_or(40),
-        },
-        "unigram" => match window {
-            None | Some(0) => Scheme::Unigram,
-            Some(w) => {
-                return Err(ConfigError::new_err(format!(
-                    "the unigram scheme has no window (window=0 or None), got window={w}"
-                )))
-            }
-        },
-        other => {
-            return Err(ConfigError::new_err(format!(
-                "unknown scheme {other:?}: expected one of lefthash, minhash, sumhash, selfhash, unigram"
-            )))
-        }
-    };
-    Ok(scheme)
-}
-
 #[pymethods]
 impl PyConfig {
     #[new]
@@ -68,7 +31,7 @@ impl PyConfig {
         WatermarkConfig::builder(vocab)
             .gamma(gamma)
             .delta(delta)
-            .scheme(scheme_from(scheme, window, top_k)?)
+            .scheme(Scheme::from_name(scheme, window, top_k).map_err(to_py)?)
             .skip_repeated_windows(skip_repeated_windows)
             .build()
             .map(PyConfig)
@@ -134,6 +97,25 @@ impl PyConfig {
     #[getter]
     fn context_len(&self) -> usize {
         self.0.scheme().context_len()
+    }
+
+    /// How many of the latest token ids a bias step reads (the window), or None when
+    /// repeated windows are skipped (then the whole history is needed).
+    #[getter]
+    fn history_len(&self) -> Option<usize> {
+        self.0.history_len()
+    }
+
+    /// Raises ConfigError unless a model whose logits rows have `width` entries can be
+    /// watermarked with this config (the widths must be equal).
+    fn check_logits_width(&self, width: u64) -> PyResult<()> {
+        self.0.check_logits_width(width).map_err(to_py)
+    }
+
+    /// Raises TextError unless a tokenizer of `tokens` tokens can be this config's (it may have
+    /// fewer tokens than the vocabulary, never more).
+    fn check_tokenizer_vocab(&self, tokens: usize) -> PyResult<()> {
+        self.0.check_tokenizer_vocab(tokens).map_err(to_py)
     }
 
     /// selfhash's number of evaluated candidates (None for other schemes).

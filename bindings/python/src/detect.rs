@@ -3,53 +3,70 @@
 use std::path::PathBuf;
 
 use greenmark::text::TextDetector;
-use greenmark::{Detection, Detector, TokenScore};
+use greenmark::{Detection, Detector, SpanDetection, SpanOptions, TokenScore};
 use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::arrays;
 use crate::config::{config_arg, PyConfig};
-use crate::errors::{type_error, EnterGreenmark};
+use crate::errors::{to_py, type_error, EnterGreenmark};
 use crate::key::key_arg;
 
 /// The result of scoring one text: counts, z-score and the exact binomial p-value (use the log
 /// fields below 1e-308, where `p_value` underflows to 0).
-#[pyclass(name = "Detection", module = "greenmark._greenmark", frozen, get_all)]
+#[pyclass(name = "Detection", module = "greenmark._greenmark", frozen)]
 pub(crate) struct PyDetection {
+    /// The core's detection, for its rules (the verdict).
+    inner: Detection,
     /// Tokens in the text (prompt excluded).
+    #[pyo3(get)]
     n_tokens: usize,
     /// Tokens that counted (full window, tuple not seen before).
+    #[pyo3(get)]
     n_scored: u64,
     /// Scored tokens that were green.
+    #[pyo3(get)]
     n_green: u64,
     /// n_green / n_scored.
+    #[pyo3(get)]
     green_fraction: f64,
     /// Normal-approximation z-score, for orientation only.
+    #[pyo3(get)]
     z_score: f64,
     /// Exact one-sided binomial tail P(X >= n_green).
+    #[pyo3(get)]
     p_value: f64,
     /// Natural log of the p-value.
+    #[pyo3(get)]
     ln_p_value: f64,
     /// Base-10 log of the p-value.
+    #[pyo3(get)]
     log10_p_value: f64,
     /// The exact null probability of green used.
+    #[pyo3(get)]
     gamma: f64,
     /// Whether repeated tuples were skipped.
+    #[pyo3(get)]
     dedup: bool,
     /// The scheme's versioned id.
+    #[pyo3(get)]
     scheme: &'static str,
     /// The key's public id.
+    #[pyo3(get)]
     key_id: String,
     /// Per token (with `annotate=True`): 1 green, 0 red, -1 no full window, -2 repeated tuple.
+    #[pyo3(get)]
     annotations: Option<Py<PyArray1<i8>>>,
     /// Text normalizations applied before tokenizing, as (what, count) (text detection only).
+    #[pyo3(get)]
     normalizations: Vec<(&'static str, usize)>,
 }
 
 impl PyDetection {
-    fn new(d: Detection) -> Self {
+    pub(crate) fn new(d: Detection) -> Self {
         PyDetection {
+            inner: d.clone(),
             n_tokens: d.n_tokens,
             n_scored: d.n_scored,
             n_green: d.n_green,
@@ -80,6 +97,14 @@ fn annotation_code(score: TokenScore) -> i8 {
 
 #[pymethods]
 impl PyDetection {
+    /// Whether the watermark is detected at `threshold`: p < threshold, compared in log space
+    /// (so p-values below 1e-308 count). Nothing scored is never significant.
+    #[pyo3(signature = (threshold=1e-6))]
+    fn is_significant(&self, threshold: f64) -> PyResult<bool> {
+        let threshold = greenmark::detect::check_threshold(threshold).map_err(to_py)?;
+        Ok(self.inner.is_significant(threshold))
+    }
+
     /// The statistics as a dict (annotations left out).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
@@ -115,7 +140,7 @@ impl PyDetection {
 
 /// Scores token ids for one key and config; share it across threads freely.
 #[pyclass(name = "Detector", module = "greenmark._greenmark", frozen)]
-pub(crate) struct PyDetector(Detector);
+pub(crate) struct PyDetector(pub(crate) Detector);
 
 #[pymethods]
 impl PyDetector {
@@ -144,10 +169,7 @@ impl PyDetector {
         annotate: bool,
     ) -> PyResult<PyDetection> {
         let tokens = arrays::ids(ids, "ids", &[1], None)?.data;
-        let prompt = match prompt {
-            Some(p) => arrays::ids(p, "prompt", &[1], None)?.data,
-            None => Vec::new(),
-        };
+        let prompt = prompt_ids(prompt)?;
         if annotate {
             let (d, scores) = py.enter(|| self.0.annotate(&tokens, &prompt))?;
             let codes: Vec<i8> = scores.into_iter().map(annotation_code).collect();
@@ -158,6 +180,24 @@ impl PyDetector {
             py.enter(|| self.0.detect(&tokens, &prompt))
                 .map(PyDetection::new)
         }
+    }
+
+    /// Searches ids (T,) for the most strongly watermarked span (a watermarked paste inside
+    /// longer text): windows of `min_tokens`, twice that, ... and the whole text; the p-value
+    /// is corrected for every window tried.
+    #[pyo3(signature = (ids, *, prompt=None, min_tokens=50))]
+    fn find_span(
+        &self,
+        py: Python<'_>,
+        ids: &Bound<'_, PyAny>,
+        prompt: Option<&Bound<'_, PyAny>>,
+        min_tokens: usize,
+    ) -> PyResult<PySpanDetection> {
+        let tokens = arrays::ids(ids, "ids", &[1], None)?.data;
+        let prompt = prompt_ids(prompt)?;
+        let options = SpanOptions::with_min_tokens(min_tokens);
+        let d = py.enter(|| self.0.find_span(&tokens, &prompt, options))?;
+        PySpanDetection::new(py, d)
     }
 
     /// Scores many id sequences (each deduplicated on its own), in parallel with the GIL
@@ -173,6 +213,90 @@ impl PyDetector {
 
     fn __repr__(&self) -> String {
         format!("Detector(config={})", self.0.config().to_json())
+    }
+}
+
+/// Prompt ids (T,), or none.
+pub(crate) fn prompt_ids(prompt: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<u32>> {
+    match prompt {
+        Some(p) => Ok(arrays::ids(p, "prompt", &[1], None)?.data),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// A core result as a Python dict, through its JSON: the same field names as the CLI's
+/// `--json` output.
+pub(crate) fn json_dict<'py, T: serde::Serialize>(
+    py: Python<'py>,
+    value: &T,
+) -> PyResult<Bound<'py, PyAny>> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+    py.import("json")?.call_method1("loads", (text,))
+}
+
+/// The most strongly watermarked span found by `find_span`. Its `p_value` is corrected for
+/// every window tried; `span` holds the span's own counts, whose p-value is *uncorrected*.
+#[pyclass(name = "SpanDetection", module = "greenmark._greenmark", frozen)]
+pub(crate) struct PySpanDetection {
+    inner: SpanDetection,
+    /// First token of the span (index into the ids or the text's tokens).
+    #[pyo3(get)]
+    start: usize,
+    /// One past the span's last token.
+    #[pyo3(get)]
+    end: usize,
+    /// How many windows were tried.
+    #[pyo3(get)]
+    windows_tried: u64,
+    /// The corrected p-value, min(1, windows_tried * the span's own p-value).
+    #[pyo3(get)]
+    p_value: f64,
+    /// Natural log of the corrected p-value.
+    #[pyo3(get)]
+    ln_p_value: f64,
+    /// Base-10 log of the corrected p-value.
+    #[pyo3(get)]
+    log10_p_value: f64,
+    /// The span's own statistics (uncorrected p-value).
+    #[pyo3(get)]
+    span: Py<PyDetection>,
+}
+
+impl PySpanDetection {
+    pub(crate) fn new(py: Python<'_>, d: SpanDetection) -> PyResult<Self> {
+        Ok(PySpanDetection {
+            start: d.start,
+            end: d.end,
+            windows_tried: d.windows_tried,
+            p_value: d.p_value,
+            ln_p_value: d.ln_p_value,
+            log10_p_value: d.log10_p_value,
+            span: Py::new(py, PyDetection::new(d.span.clone()))?,
+            inner: d,
+        })
+    }
+}
+
+#[pymethods]
+impl PySpanDetection {
+    /// Whether a watermarked span is detected at `threshold`, on the corrected p-value.
+    #[pyo3(signature = (threshold=1e-6))]
+    fn is_significant(&self, threshold: f64) -> PyResult<bool> {
+        let threshold = greenmark::detect::check_threshold(threshold).map_err(to_py)?;
+        Ok(self.inner.is_significant(threshold))
+    }
+
+    /// The result as a dict; the span's own p-values are named `uncorrected_*`.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_dict(py, &self.inner)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "SpanDetection(start={}, end={}, windows_tried={}, log10_p_value={:.3})",
+            self.start, self.end, self.windows_tried, self.log10_p_value
+        )
     }
 }
 
@@ -215,9 +339,40 @@ impl PyTextDetector {
         py.enter(|| self.0.encode(text))
     }
 
-    /// Detects the watermark in `text`.
-    fn detect(&self, py: Python<'_>, text: &str) -> PyResult<PyDetection> {
-        py.enter(|| self.0.detect(text)).map(text_detection)
+    /// Detects the watermark in `text`. `prompt` (the text it answered) is tokenized and
+    /// supplies the windows of the first tokens; it is not scored.
+    #[pyo3(signature = (text, *, prompt=None))]
+    fn detect(&self, py: Python<'_>, text: &str, prompt: Option<&str>) -> PyResult<PyDetection> {
+        py.enter(|| {
+            let prompt = match prompt {
+                Some(p) => self.0.encode(p)?,
+                None => Vec::new(),
+            };
+            self.0.detect_after(text, &prompt)
+        })
+        .map(text_detection)
+    }
+
+    /// Searches `text` for the most strongly watermarked span (see `Detector.find_span`);
+    /// `start` and `end` index its tokens (`encode(text)`).
+    #[pyo3(signature = (text, *, prompt=None, min_tokens=50))]
+    fn find_span(
+        &self,
+        py: Python<'_>,
+        text: &str,
+        prompt: Option<&str>,
+        min_tokens: usize,
+    ) -> PyResult<PySpanDetection> {
+        let options = SpanOptions::with_min_tokens(min_tokens);
+        py.enter(|| {
+            let prompt = match prompt {
+                Some(p) => self.0.encode(p)?,
+                None => Vec::new(),
+            };
+            let tokens = self.0.tokens(text)?;
+            self.0.detector().find_span(&tokens.ids, &prompt, options)
+        })
+        .and_then(|d| PySpanDetection::new(py, d))
     }
 
     /// Detects in each text, with the GIL released.

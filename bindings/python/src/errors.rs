@@ -63,8 +63,11 @@ pub(crate) fn to_py(err: Error) -> PyErr {
         | Error::InvalidDelta(_)
         | Error::InvalidVocabSize(_)
         | Error::InvalidScheme { .. }
+        | Error::UnknownScheme { .. }
         | Error::InvalidOption(_)
-        | Error::ConfigMismatch { .. } => ConfigError::new_err(msg),
+        | Error::ConfigMismatch { .. }
+        | Error::ModelVocab { .. }
+        | Error::InvalidThreshold(_) => ConfigError::new_err(msg),
         Error::Parse { what, .. } if *what == "config JSON" || *what == "vLLM watermark config" => {
             ConfigError::new_err(msg)
         }

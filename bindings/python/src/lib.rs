@@ -10,6 +10,7 @@ mod detect;
 mod errors;
 mod gumbel;
 mod key;
+mod keyring;
 mod radioactivity;
 mod watermark;
 
@@ -25,6 +26,9 @@ fn _greenmark(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<detect::PyDetection>()?;
     m.add_class::<detect::PyDetector>()?;
     m.add_class::<detect::PyTextDetector>()?;
+    m.add_class::<detect::PySpanDetection>()?;
+    m.add_class::<keyring::PyKeyring>()?;
+    m.add_class::<keyring::PyKeyringDetection>()?;
     m.add_class::<radioactivity::PyRadioactivityTest>()?;
     gumbel::register(m)?;
     errors::register(m)

@@ -16,9 +16,12 @@ pub(crate) struct PyWatermarker(Watermarker);
 impl PyWatermarker {
     /// Token ids of the contexts; only the window is read unless repeated windows are skipped.
     fn contexts(&self, input_ids: &Bound<'_, PyAny>) -> PyResult<Ids> {
-        let config = self.0.config();
-        let tail = (!config.skip_repeated_windows()).then(|| config.scheme().context_len());
-        arrays::ids(input_ids, "input_ids", &[1, 2], tail)
+        arrays::ids(
+            input_ids,
+            "input_ids",
+            &[1, 2],
+            self.0.config().history_len(),
+        )
     }
 }
 

@@ -59,7 +59,7 @@ def test_vocab_mismatch(wm):
         wm.bias(np.zeros((3, V - 1), dtype=np.float32), [[1], [2], [3]])
     tokenizer_vocab = 49152
     from conftest import TOKENIZER
-    with pytest.raises(greenmark.TextError, match="49152 tokens but the watermark config's vocab_size is 1000"):
+    with pytest.raises(greenmark.TextError, match="49152 tokens but the key's watermark config is for a vocabulary of 1000"):
         greenmark.TextDetector(TOKENIZER, greenmark.Key.from_hex("77" * 32), greenmark.WatermarkConfig(V))
     assert tokenizer_vocab > V
 

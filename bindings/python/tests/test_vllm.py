@@ -227,7 +227,7 @@ def test_server_configuration_errors(tmp_path, monkeypatch):
     good = tmp_path / "good.json"
     KEYS[0].save(good, config=CONFIGS[0])
     monkeypatch.setenv(ENV_KEYS, str(good))
-    with pytest.raises(greenmark.ConfigError, match="vocab size 4096 but the model's logits are 4160"):
+    with pytest.raises(greenmark.ConfigError, match="logits have 4160 entries per row but the key's watermark config is for a vocabulary of 4096"):
         GreenmarkLogitsProcessor(vllm_config(vocab=V + 64), torch.device("cpu"), False)
     monkeypatch.setenv(ENV_KEYS, str(tmp_path / "missing.json"))
     with pytest.raises(FileNotFoundError):

@@ -17,8 +17,17 @@ releases the GIL, so threads run in parallel.
 >>> greenmark.Watermarker(key, config).bias(logits, np.array([5, 17, 42]))
 >>> 150 < int((logits == 2.0).sum()) < 350
 True
->>> greenmark.Detector(key, config).detect([1, 2, 3, 4]).n_scored
-3
+>>> detection = greenmark.Detector(key, config).detect([1, 2, 3, 4])
+>>> detection.n_scored, detection.is_significant(1e-6)
+(3, False)
+
+Several keys at once (rotation): one p-value corrected for their number, the key that fired named.
+
+>>> other = greenmark.Key.from_hex("cd" * 32)
+>>> ring = greenmark.Keyring([greenmark.Detector(k, config) for k in (key, other)])
+>>> result = ring.detect(list(range(100)))
+>>> len(result.keys), result.log10_p_value >= result.keys[result.strongest_key].log10_p_value
+(2, True)
 """
 
 from greenmark._greenmark import (
@@ -28,7 +37,10 @@ from greenmark._greenmark import (
     GreenmarkError,
     InvalidKeyError,
     Key,
+    Keyring,
+    KeyringDetection,
     ShapeError,
+    SpanDetection,
     TextDetector,
     TextError,
     TokenError,
@@ -44,7 +56,10 @@ __all__ = [
     "GreenmarkError",
     "InvalidKeyError",
     "Key",
+    "Keyring",
+    "KeyringDetection",
     "ShapeError",
+    "SpanDetection",
     "TextDetector",
     "TextError",
     "TokenError",

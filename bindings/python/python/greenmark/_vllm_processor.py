@@ -137,11 +137,10 @@ class GreenmarkLogitsProcessor(LogitsProcessor):
         self.device = torch.device(device)
         self.watermarkers: dict[str, Watermarker] = {}
         for key_id, (key, config) in keys.items():
-            if config.vocab_size != vocab:
-                raise ConfigError(
-                    f"key {key_id}'s config has vocab size {config.vocab_size} but the model's logits are "
-                    f"{vocab} wide: save the key with WatermarkConfig({vocab}, ...)"
-                )
+            try:
+                config.check_logits_width(vocab)
+            except ConfigError as error:
+                raise ConfigError(f"key {key_id}: {error}") from None
             self.watermarkers[key_id] = Watermarker(key, config)
         if not self.watermarkers:
             raise ConfigError(
@@ -168,8 +167,8 @@ class GreenmarkLogitsProcessor(LogitsProcessor):
             key_id, watermarker = _pick(self.watermarkers, key_id)
             config = watermarker.config
             prompt = list(prompt_ids or ())
-            if not config.skip_repeated_windows:
-                prompt = prompt[len(prompt) - min(len(prompt), config.context_len) :]
+            if config.history_len is not None:
+                prompt = prompt[len(prompt) - min(len(prompt), config.history_len) :]
             self.rows[index] = _Request(key_id, prompt, output_ids)
         for a, b, direction in batch_update.moved:
             at_a = self.rows.pop(a, None)
@@ -212,7 +211,7 @@ class GreenmarkLogitsProcessor(LogitsProcessor):
             rows = [r for r in rows if self._has_window(r, watermarker.config)]
             if not rows:
                 continue
-            if watermarker.config.skip_repeated_windows:
+            if watermarker.config.history_len is None:
                 masks = np.stack([watermarker.green_mask(self._history(r)) for r in rows])
             else:
                 masks = watermarker.green_mask(self.contexts(key_id, rows))

@@ -42,13 +42,13 @@ class WatermarkLogitsProcessor(LogitsProcessor):
     def __init__(self, key: Key, config: WatermarkConfig) -> None:
         self.watermarker = Watermarker(key, config)
         self.config = config
-        self._context = config.context_len
-        self._full_context = config.skip_repeated_windows
+        self._history = config.history_len  # the ids a bias step reads (None: all of them)
 
     def _window(self, input_ids: torch.Tensor) -> np.ndarray:
         if input_ids.device.type == "cpu":
             return input_ids.numpy()  # a view; the core reads only the window's columns
-        ids = input_ids if self._full_context else input_ids[:, input_ids.shape[1] - min(self._context, input_ids.shape[1]):]
+        h = self._history
+        ids = input_ids if h is None else input_ids[:, input_ids.shape[1] - min(h, input_ids.shape[1]) :]
         return ids.to("cpu").numpy()
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
