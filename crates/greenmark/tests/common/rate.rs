@@ -5,9 +5,10 @@
 //! `P(X > hi) <= CONFIDENCE` and `lo` the largest with `P(X < lo) <= CONFIDENCE`,
 //! `X ~ Binomial(n, rate)`, computed exactly (`greenmark::stats`, log space). A correct
 //! detector therefore fails at most `2 CONFIDENCE` of the time (the runs are seeded, so a
-//! passing run passes forever). `power` is the probability that `hi` is exceeded when the true
-//! rate is twice `rate`, as it is when every p-value is reported half its true size: the
-//! tests choose `n` so that it is at least [`MIN_POWER`] and assert it.
+//! passing run passes forever). The power of the test is the probability that `hi` is
+//! exceeded when the true rate is twice `rate`, as it is when every p-value is reported at half
+//! its true size ([`RateTest::rejects_with`]): the tests choose `n` so that it is at least
+//! [`MIN_POWER`] and assert it.
 #![allow(dead_code)]
 
 use greenmark::stats::binomial_tail_ln;
