@@ -145,7 +145,11 @@ fn all_golden_cases_reproduce() {
         // the same verdict. greenmark's own verdict is on the exact-or-conservative p-value,
         // the same thing whenever the p-value is exact.
         let threshold = case["threshold"].as_f64().unwrap();
-        assert_eq!(d.p_value <= threshold, p <= threshold, "{id}: vLLM's verdict");
+        assert_eq!(
+            d.p_value <= threshold,
+            p <= threshold,
+            "{id}: vLLM's verdict"
+        );
         assert_eq!(
             d.is_watermarked,
             d.ln_p_value_bound.exp() <= threshold,
