@@ -547,7 +547,7 @@ fn span_windows(n: usize, min: usize) -> Vec<(usize, usize)> {
             .take_while(|s| s + len <= n)
             .collect();
         windows.extend(starts.iter().map(|&s| (s, s + len)));
-        if starts.last().map_or(true, |&s| s + len < n) {
+        if starts.last().is_none_or(|&s| s + len < n) {
             windows.push((n - len, n));
         }
         len *= 2;
