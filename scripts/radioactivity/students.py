@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import random
 import re
 import subprocess
@@ -375,12 +376,20 @@ def fmt(x) -> str:
     return "n/r" if x is None else f"{x:.1f}"
 
 
+def corrected(r: dict) -> float:
+    """log10 of the best p-value over the looks the table reports (@1k, @10k, @100k, all),
+    Bonferroni-corrected for their number: several looks at one sequence are several tests."""
+    looks = [r["log10_p_at_1k"], r["log10_p_at_10k"], r.get("log10_p_at_100k"), r["log10_p"]]
+    looks = [x for x in looks if x is not None]
+    return min(0.0, min(looks) + math.log10(len(looks)))
+
+
 def markdown(results: list[dict]) -> str:
     """The results table of docs/radioactivity.md."""
     lines = [
         "| window | student | training data | mode | tuples scored | green | log10 p @1k | log10 p @10k "
-        "| log10 p @100k | log10 p (all) | wrong keys: KS p / # p<0.01 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| log10 p @100k | log10 p (all) | best look, corrected | wrong keys: KS p / # p<0.01 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         data = {"control": "control (0%)", "teacher": "-"}.get(r["kind"], f"{r['share']:.0%} watermarked")
@@ -388,7 +397,8 @@ def markdown(results: list[dict]) -> str:
             f"| {r['window']} | {r['student']} | {data} | {r['mode']} | {r['n_scored']} "
             f"| {r['green_fraction']:.3f} | {fmt(r['log10_p_at_1k'])} | {fmt(r['log10_p_at_10k'])} "
             f"| {fmt(r.get('log10_p_at_100k'))} "
-            f"| {r['log10_p']:.1f} | {r['wrong_keys_ks_p']:.2f} / {r['wrong_keys_below_0.01']} |"
+            f"| {r['log10_p']:.1f} | {corrected(r):.1f} "
+            f"| {r['wrong_keys_ks_p']:.2f} / {r['wrong_keys_below_0.01']} |"
         )
     return "\n".join(lines)
 

@@ -77,7 +77,8 @@ pub(crate) fn gumbel_config(
 
 /// The result of scoring one token sequence for a Gumbel watermark. `p_value` is vLLM's
 /// (it underflows to 0 below 1e-308: use `log10_p_value`); `ln_p_value_bound` is exact or
-/// provably conservative (it differs only for dual-key with alpha not in {0, 0.5, 1}).
+/// provably conservative (it differs only for dual-key with alpha not in {0, 0.5, 1}) and
+/// decides `is_watermarked`.
 #[pyclass(
     name = "GumbelDetection",
     module = "greenmark._greenmark",
@@ -101,7 +102,8 @@ pub(crate) struct PyGumbelDetection {
     exact: bool,
     /// Natural log of an exact or provably conservative p-value.
     ln_p_value_bound: f64,
-    /// p_value <= threshold.
+    /// exp(ln_p_value_bound) <= threshold: vLLM's verdict (p_value <= threshold) when exact,
+    /// the conservative one otherwise.
     is_watermarked: bool,
     /// The threshold used.
     threshold: f64,

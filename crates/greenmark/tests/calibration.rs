@@ -24,10 +24,14 @@
 
 use std::collections::HashMap;
 
+#[path = "common/rate.rs"]
+mod rate;
+
 use greenmark::synthetic::ZipfLm;
-use greenmark::{stats, DetectCache, Detector, Key, Scheme, WatermarkConfig};
-use rand::{Rng, SeedableRng};
+use greenmark::{stats, DetectCache, Detector, Key, Scheme, SpanOptions, WatermarkConfig};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rate::{rate_interval, RateTest, MIN_POWER};
 
 const VOCAB: u32 = 49152;
 const ALPHAS: [f64; 2] = [1e-2, 1e-3];
@@ -501,6 +505,181 @@ fn other_schemes() {
             assert_calibrated(&format!("(e) {tag}, {}", name(*setting)), records);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Span search
+// ---------------------------------------------------------------------------------------
+//
+// `find_span` reports `m p_min` (Bonferroni over the `m` windows it tries), which is valid but
+// conservative: overlapping windows and the discreteness of each window's test put its real
+// size at level 1e-2 near 4e-3 on 2000-token texts. Checked against the nominal level alone,
+// a p-value half its true size would therefore still pass (its rate, about 1.05e-2, is barely
+// above 1e-2), so the test instead compares the detector with the *real* size of its test,
+// estimated by an oracle: under the null every scored tuple of a deduplicated text is green
+// independently with probability `gamma`, so the null law of `find_span`'s decision is that of
+// the same scan over i.i.d. Bernoulli(`gamma`) bits, which the oracle simulates cheaply (no
+// hashing) with its own enumeration of the documented windows and an independent binomial
+// tail. The detector's count on real token texts must fall in the exact binomial bounds of
+// the oracle's rate interval; `SPAN_TEXTS` is sized (and the power asserted) so that a
+// doubled rate fails with probability >= 0.99, and the same run with `p / 2` is shown to fail.
+
+/// Tokens per span-search text (all scored: a one-token prompt keys the first).
+const SPAN_LEN: usize = 2000;
+/// The level of the span search test.
+const SPAN_LEVEL: f64 = 1e-2;
+/// Texts scored by the detector.
+const SPAN_TEXTS: u64 = 28_000;
+/// Bit sequences simulated by the oracle, in blocks of `ORACLE_BLOCK`.
+const ORACLE_SEQS: u64 = 2_000_000;
+const ORACLE_BLOCK: u64 = 10_000;
+
+/// The windows `find_span` documents, enumerated naively: lengths `min, 2 min, 4 min, ... < n`
+/// slid with stride `max(len / 4, 1)` from 0, plus the tail window when the stride stepped over
+/// the end, plus the whole text.
+fn span_windows(n: usize, min: usize) -> Vec<(usize, usize)> {
+    let mut windows = Vec::new();
+    let mut len = min;
+    while len < n {
+        let stride = (len / 4).max(1);
+        let starts: Vec<usize> = (0..)
+            .map(|k| k * stride)
+            .take_while(|s| s + len <= n)
+            .collect();
+        windows.extend(starts.iter().map(|&s| (s, s + len)));
+        if starts.last().is_none_or(|&s| s + len < n) {
+            windows.push((n - len, n));
+        }
+        len *= 2;
+    }
+    windows.push((0, n));
+    windows
+}
+
+/// Runs `f(block)` for `blocks` blocks on THREADS threads and sums the counts.
+fn sum_blocks(blocks: u64, f: impl Fn(u64) -> u64 + Sync) -> u64 {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS as u64)
+            .map(|t| {
+                let f = &f;
+                scope.spawn(move || (t..blocks).step_by(THREADS).map(f).sum::<u64>())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    })
+}
+
+/// The oracle's count of rejections at `level` among ORACLE_SEQS scans of SPAN_LEN
+/// Bernoulli(1/4) bits, and the number of windows.
+fn span_oracle(level: f64) -> (u64, usize) {
+    let gamma = gamma_eff();
+    assert_eq!(
+        gamma, 0.25,
+        "the oracle draws green bits as two fair bits both set"
+    );
+    let windows = span_windows(SPAN_LEN, SpanOptions::default().min_tokens);
+    let m = windows.len() as f64;
+    // Per window length, the smallest green count g with m P(X >= g) <= level: the detector
+    // rejects when some window reaches it (its corrected p is m times the best window's).
+    let mut threshold = HashMap::new();
+    for &(s, e) in &windows {
+        threshold.entry(e - s).or_insert_with(|| {
+            let len = (e - s) as u64;
+            let g = (0..=len + 1)
+                .find(|&g| m * tail_reference(g, len, gamma) <= level)
+                .unwrap();
+            // The crate's tail agrees on either side of the cut.
+            let ln_cut = level.ln() - m.ln();
+            assert!(stats::binomial_tail_ln(g, len, gamma) <= ln_cut + 1e-9);
+            assert!(g == 0 || stats::binomial_tail_ln(g - 1, len, gamma) > ln_cut - 1e-9);
+            g as u32
+        });
+    }
+    let cuts: Vec<(usize, usize, u32)> = windows
+        .iter()
+        .map(|&(s, e)| (s, e, threshold[&(e - s)]))
+        .collect();
+    let count = sum_blocks(ORACLE_SEQS / ORACLE_BLOCK, |block| {
+        let mut rng = ChaCha8Rng::seed_from_u64(0x5ca1ab1e);
+        rng.set_stream(block);
+        let mut prefix = vec![0u32; SPAN_LEN + 1];
+        let mut rejected = 0;
+        for _ in 0..ORACLE_BLOCK {
+            let mut green = 0;
+            for chunk in prefix[1..].chunks_mut(64) {
+                let bits = rng.next_u64() & rng.next_u64();
+                for (j, p) in chunk.iter_mut().enumerate() {
+                    green += (bits >> j) as u32 & 1;
+                    *p = green;
+                }
+            }
+            rejected += u64::from(cuts.iter().any(|&(s, e, g)| prefix[e] - prefix[s] >= g));
+        }
+        rejected
+    });
+    (count, windows.len())
+}
+
+/// `find_span` on uniform-token texts, a fresh key each: its rate of `corrected p <= 1e-2`
+/// matches the oracle's, and `p / 2` does not.
+#[test]
+fn find_span_has_the_size_of_its_null_law() {
+    let (oracle, m) = span_oracle(SPAN_LEVEL);
+    let (rate_lo, rate_hi) = rate_interval(oracle, ORACLE_SEQS);
+    // Bonferroni holds: the real size is below the level.
+    let nominal = RateTest::new(ORACLE_SEQS, SPAN_LEVEL);
+    assert!(oracle <= nominal.hi, "oracle {oracle} > {}", nominal.hi);
+    let test = RateTest::between(SPAN_TEXTS, rate_lo, rate_hi);
+    let power = test.rejects_with(2.0 * rate_lo);
+    eprintln!(
+        "span search, {SPAN_LEN} tokens, {m} windows, level {SPAN_LEVEL:e}: oracle rate \
+         {oracle}/{ORACLE_SEQS} = {:.3e} (interval [{rate_lo:.3e}, {rate_hi:.3e}]); \
+         {SPAN_TEXTS} texts must give [{}, {}]; power against a doubled rate {power:.4}",
+        oracle as f64 / ORACLE_SEQS as f64,
+        test.lo,
+        test.hi
+    );
+    assert!(power >= MIN_POWER, "power {power}");
+
+    let config = WatermarkConfig::new(u64::from(VOCAB)).unwrap();
+    let ln_level = SPAN_LEVEL.ln();
+    // One pass counts both: a block returns `rejected | rejected_halved << 32`.
+    let counts = |block: u64| {
+        let mut rng = ChaCha8Rng::seed_from_u64(0x5fa2);
+        rng.set_stream(block);
+        let (mut rejected, mut rejected_halved) = (0u64, 0u64);
+        for _ in 0..SPAN_TEXTS / 100 {
+            let prompt = rng.gen_range(0..VOCAB);
+            let tokens: Vec<u32> = (0..SPAN_LEN).map(|_| rng.gen_range(0..VOCAB)).collect();
+            let key = Key::from_bytes(rng.gen());
+            let d = Detector::new(&key, config.clone())
+                .find_span(&tokens, &[prompt], SpanOptions::default())
+                .unwrap();
+            assert_eq!(d.windows_tried, m as u64);
+            rejected += u64::from(d.ln_p_value <= ln_level);
+            rejected_halved += u64::from(d.ln_p_value - 2f64.ln() <= ln_level);
+        }
+        rejected | rejected_halved << 32
+    };
+    let packed = sum_blocks(100, counts);
+    let (rejected, halved) = (packed & 0xffff_ffff, packed >> 32);
+    eprintln!(
+        "span search: corrected p <= {SPAN_LEVEL:e} in {rejected}/{SPAN_TEXTS} texts (rate \
+         {:.3e}); p/2 in {halved} (must fail)",
+        rejected as f64 / SPAN_TEXTS as f64
+    );
+    assert!(
+        test.passes(rejected),
+        "{rejected} rejections, outside [{}, {}]",
+        test.lo,
+        test.hi
+    );
+    // The harness can fail: p / 2 leaves the bounds.
+    assert!(
+        halved > test.hi,
+        "p/2: {halved} rejections, not above {}",
+        test.hi
+    );
 }
 
 #[test]

@@ -141,11 +141,23 @@ fn all_golden_cases_reproduce() {
             d.ln_p_value_bound >= d.ln_p_value - 1e-12,
             "{id}: bound below p"
         );
+        // vLLM's verdict is its p-value against the threshold: greenmark's `p_value` gives
+        // the same verdict. greenmark's own verdict is on the exact-or-conservative p-value,
+        // the same thing whenever the p-value is exact.
+        let threshold = case["threshold"].as_f64().unwrap();
+        assert_eq!(
+            d.p_value <= threshold,
+            p <= threshold,
+            "{id}: vLLM's verdict"
+        );
         assert_eq!(
             d.is_watermarked,
-            p <= case["threshold"].as_f64().unwrap(),
-            "{id}"
+            d.ln_p_value_bound.exp() <= threshold,
+            "{id}: verdict"
         );
+        if d.exact {
+            assert_eq!(d.is_watermarked, p <= threshold, "{id}: exact verdict");
+        }
         if case["key"] != case["det_key"] {
             wrong_key_cases += 1;
             assert!(

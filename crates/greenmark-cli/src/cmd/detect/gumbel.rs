@@ -145,19 +145,22 @@ fn print_detection(
     } else {
         "not watermarked"
     };
-    let exact = if d.exact {
+    // The verdict is on the exact-or-conservative p-value: show that one, and vLLM's
+    // moment-matched p-value beside it where they differ.
+    let log10_p = greenmark::stats::ln_to_log10(d.ln_p_value_bound);
+    let vllm = if d.exact {
         String::new()
     } else {
         format!(
-            " (moment-matched as vLLM; conservative bound log10 {:.2})",
-            greenmark::stats::ln_to_log10(d.ln_p_value_bound)
+            " (conservative bound; vLLM's moment-matched log10 p {:.2})",
+            d.log10_p_value
         )
     };
     let label = line.map_or_else(|| "text".to_string(), |l| format!("line {l}"));
     writeln!(
         out,
-        "{label}: tokens {}, scored {}, score {:.3}, log10 p {:.2}{exact}: {verdict}",
-        d.n_tokens, d.n_scored, d.score, d.log10_p_value
+        "{label}: tokens {}, scored {}, score {:.3}, log10 p {log10_p:.2}{vllm}: {verdict}",
+        d.n_tokens, d.n_scored, d.score
     )?;
     Ok(())
 }
