@@ -101,7 +101,7 @@ impl PyDetection {
     /// (so p-values below 1e-308 count). Nothing scored is never significant.
     #[pyo3(signature = (threshold=1e-6))]
     fn is_significant(&self, threshold: f64) -> PyResult<bool> {
-        let threshold = greenmark::detect::check_threshold(threshold).map_err(to_py)?;
+        let threshold = greenmark::stats::check_threshold(threshold).map_err(to_py)?;
         Ok(self.inner.is_significant(threshold))
     }
 
@@ -283,7 +283,7 @@ impl PySpanDetection {
     /// Whether a watermarked span is detected at `threshold`, on the corrected p-value.
     #[pyo3(signature = (threshold=1e-6))]
     fn is_significant(&self, threshold: f64) -> PyResult<bool> {
-        let threshold = greenmark::detect::check_threshold(threshold).map_err(to_py)?;
+        let threshold = greenmark::stats::check_threshold(threshold).map_err(to_py)?;
         Ok(self.inner.is_significant(threshold))
     }
 

@@ -1,6 +1,6 @@
 //! Python exceptions (created once) and the one helper every call goes through.
 
-use greenmark::Error;
+use greenmark::{Document, Error};
 use pyo3::exceptions::{
     PyFileExistsError, PyFileNotFoundError, PyOSError, PyPermissionError, PyTypeError, PyValueError,
 };
@@ -68,14 +68,15 @@ pub(crate) fn to_py(err: Error) -> PyErr {
         | Error::ConfigMismatch { .. }
         | Error::ModelVocab { .. }
         | Error::InvalidThreshold(_) => ConfigError::new_err(msg),
-        Error::Parse { what, .. } if *what == "config JSON" || *what == "vLLM watermark config" => {
-            ConfigError::new_err(msg)
-        }
+        Error::Parse {
+            what: Document::Config | Document::VllmConfig,
+            ..
+        } => ConfigError::new_err(msg),
         Error::Parse { .. } | Error::InvalidKey(_) => InvalidKeyError::new_err(msg),
         Error::RowLength { .. } | Error::BatchShape(_) | Error::MaskLength { .. } => {
             ShapeError::new_err(msg)
         }
-        Error::TokenOutOfRange { .. } => TokenError::new_err(msg),
+        Error::TokenOutOfRange { .. } | Error::ReservedToken { .. } => TokenError::new_err(msg),
         Error::EmptyText
         | Error::InvalidUtf8 { .. }
         | Error::Tokenizer(_)

@@ -302,11 +302,7 @@ impl PyGumbelRequest {
 
     /// Appends the token chosen for the next position.
     fn push(&mut self, token: u32) -> PyResult<()> {
-        if token == greenmark::gumbel::PAD {
-            return Err(to_py(Error::InvalidOption(format!(
-                "token id {token} is reserved for context padding; token ids must be below 2^32 - 1"
-            ))));
-        }
+        greenmark::gumbel::check_tokens(&[token]).map_err(to_py)?;
         self.0.push(token);
         Ok(())
     }
@@ -383,16 +379,8 @@ impl PyGumbelWatermarker {
         let row = row
             .as_slice()
             .expect("checked C-contiguous by arrays::logits");
-        let w = self.0.config().context_width;
-        let last = &generated[generated.len() - generated.len().min(w)..];
-        if last.contains(&greenmark::gumbel::PAD) {
-            return Err(to_py(Error::InvalidOption(format!(
-                "generated holds {}, reserved for context padding: token ids must be below 2^32 - 1",
-                greenmark::gumbel::PAD
-            ))));
-        }
-        let mut context = vec![greenmark::gumbel::PAD; w - last.len()];
-        context.extend_from_slice(last);
+        let context = greenmark::gumbel::padded_context(&generated, self.0.config().context_width)
+            .map_err(to_py)?;
         py.enter(|| self.0.sample(row, &context, self.0.route(route_u)))
     }
 

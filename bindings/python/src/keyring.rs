@@ -64,7 +64,7 @@ impl PyKeyringDetection {
     /// Whether any key's watermark is detected at `threshold`, on the corrected p-value.
     #[pyo3(signature = (threshold=1e-6))]
     fn is_significant(&self, threshold: f64) -> PyResult<bool> {
-        let threshold = greenmark::detect::check_threshold(threshold).map_err(to_py)?;
+        let threshold = greenmark::stats::check_threshold(threshold).map_err(to_py)?;
         Ok(match &self.inner {
             Inner::Whole(d) => d.is_significant(threshold),
             Inner::Span(d) => d.is_significant(threshold),

@@ -416,7 +416,7 @@ impl WatermarkConfig {
     #[cfg(feature = "serde")]
     pub fn from_json(text: &str) -> Result<WatermarkConfig> {
         serde_json::from_str(text).map_err(|e| Error::Parse {
-            what: "config JSON",
+            what: crate::error::Document::Config,
             message: e.to_string(),
         })
     }

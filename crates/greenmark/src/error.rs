@@ -79,6 +79,13 @@ pub enum Error {
         /// Which sequence holds it: `text`, `prompt` or `context`.
         sequence: &'static str,
     },
+    /// A token id equal to `u32::MAX` (vLLM's `-1`), which the Gumbel family reserves for
+    /// context padding.
+    #[error("token id 4294967295 (-1) at position {position} is reserved for context padding; token ids must be below 2^32 - 1")]
+    ReservedToken {
+        /// Position of the token in the sequence given.
+        position: usize,
+    },
     /// A key's text is malformed (the message never repeats the key).
     #[error("invalid key: {0}")]
     InvalidKey(String),
@@ -99,9 +106,9 @@ pub enum Error {
     /// A config or key file is not valid JSON of the expected shape.
     #[error("invalid {what}: {message}")]
     Parse {
-        /// What was being parsed (`config JSON`, `key file`).
-        what: &'static str,
-        /// The parser's message.
+        /// What was being parsed.
+        what: Document,
+        /// The parser's message (never a value read from a key file).
         message: String,
     },
     /// A config given to a detector disagrees with the one stored beside the key.
@@ -144,6 +151,29 @@ pub enum Error {
         /// The config's vocab size.
         vocab_size: u32,
     },
+}
+
+/// The kinds of document greenmark parses, so a caller can tell a bad config from a bad key
+/// file without reading the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Document {
+    /// A watermark config's JSON ([`crate::WatermarkConfig::from_json`]).
+    Config,
+    /// A key file ([`crate::KeyFile`]).
+    KeyFile,
+    /// vLLM's `--watermark-config` JSON ([`crate::VllmWatermarkConfig`]).
+    VllmConfig,
+}
+
+impl std::fmt::Display for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Document::Config => "config JSON",
+            Document::KeyFile => "key file",
+            Document::VllmConfig => "vLLM watermark config",
+        })
+    }
 }
 
 impl Error {

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Document, Error, Result};
 
 /// Domain-separation prefix of every hash greenmark derives from a key.
 const DOMAIN: &[u8] = b"greenmark/v1/";
@@ -197,7 +197,7 @@ impl KeyFile {
             source,
         })?;
         let text = std::str::from_utf8(&bytes).map_err(|_| Error::Parse {
-            what: "key file",
+            what: Document::KeyFile,
             message: format!(
                 "{} is not text; expected 64 hex digits or a greenmark JSON key file",
                 path.display()
@@ -232,7 +232,7 @@ impl KeyFile {
         }
         // The error message of serde could quote the secret; report position only.
         let raw: Raw = serde_json::from_str(text).map_err(|e| Error::Parse {
-            what: "key file",
+            what: Document::KeyFile,
             message: format!(
                 "not a greenmark JSON key file (line {}, column {}: {:?} error)",
                 e.line(),
@@ -242,7 +242,7 @@ impl KeyFile {
         })?;
         if raw.format != KEY_FILE_FORMAT {
             return Err(Error::Parse {
-                what: "key file",
+                what: Document::KeyFile,
                 message: format!(
                     "unsupported format {:?}, expected {KEY_FILE_FORMAT:?}",
                     raw.format
@@ -267,7 +267,7 @@ impl KeyFile {
     #[cfg(not(feature = "serde"))]
     fn parse_json(_text: &str) -> Result<KeyFile> {
         Err(Error::Parse {
-            what: "key file",
+            what: Document::KeyFile,
             message: "JSON key files need greenmark's `serde` feature".into(),
         })
     }

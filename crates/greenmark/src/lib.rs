@@ -57,7 +57,7 @@ pub use detect::{
     DetectCache, DetectStream, Detection, Detector, Keyring, KeyringDetection, SpanDetection,
     SpanOptions, TokenScore,
 };
-pub use error::{Error, Result};
+pub use error::{Document, Error, Result};
 pub use gumbel::{GumbelDetector, GumbelKey, GumbelWatermarker, VllmWatermarkConfig};
 pub use key::{Key, KeyFile, KeyId};
 pub use radioactivity::{Radioactivity, RadioactivityTest, TestOptions};

@@ -209,7 +209,7 @@ fn unreadable_or_malformed_key_files() {
         matches!(
             e,
             Error::Parse {
-                what: "key file",
+                what: greenmark::Document::KeyFile,
                 ..
             }
         ),
@@ -254,7 +254,7 @@ fn bad_config_json() {
     assert!(matches!(
         e,
         Error::Parse {
-            what: "config JSON",
+            what: greenmark::Document::Config,
             ..
         }
     ));

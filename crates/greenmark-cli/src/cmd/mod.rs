@@ -132,12 +132,12 @@ pub fn detection_config(
 }
 
 /// A threshold p-value from the command line: strictly between 0 and 1
-/// ([`greenmark::detect::check_threshold`]).
+/// ([`greenmark::stats::check_threshold`]).
 pub fn parse_threshold(text: &str) -> Result<f64, String> {
     let value: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number; give a p-value such as 1e-6"))?;
-    greenmark::detect::check_threshold(value).map_err(|e| e.to_string())
+    greenmark::stats::check_threshold(value).map_err(|e| e.to_string())
 }
 
 /// Describes the normalizations applied as `what (count), ...`, or `none`.

@@ -91,23 +91,6 @@ pub struct Detection {
     pub key_id: KeyId,
 }
 
-/// Checks a significance threshold (a p-value strictly between 0 and 1) and returns it: the one
-/// rule for every threshold a user gives (CLI flags, Python arguments, service configs).
-///
-/// ```
-/// use greenmark::detect::check_threshold;
-/// assert_eq!(check_threshold(1e-6)?, 1e-6);
-/// assert!(check_threshold(1.0).is_err() && check_threshold(f64::NAN).is_err());
-/// # Ok::<(), greenmark::Error>(())
-/// ```
-pub fn check_threshold(threshold: f64) -> Result<f64> {
-    if threshold > 0.0 && threshold < 1.0 {
-        Ok(threshold)
-    } else {
-        Err(Error::InvalidThreshold(threshold))
-    }
-}
-
 impl Detection {
     /// Whether the watermark is detected at `threshold`: `p < threshold`, compared in log
     /// space, so p-values far below `f64`'s range count. The one verdict rule of the CLI, the

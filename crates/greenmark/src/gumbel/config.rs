@@ -283,7 +283,7 @@ fn default_prf() -> String {
 #[cfg(feature = "serde")]
 fn parse_error(message: impl Into<String>) -> Error {
     Error::Parse {
-        what: "vLLM watermark config",
+        what: crate::error::Document::VllmConfig,
         message: message.into(),
     }
 }

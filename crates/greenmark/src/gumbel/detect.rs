@@ -6,7 +6,7 @@ use super::philox::{PhiloxPrf, LANES, PAD};
 #[cfg(feature = "rayon")]
 use super::sample::hash_context;
 use super::sample::ContextIndex;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::stats;
 
 /// The result of scoring one token sequence for a Gumbel watermark.
@@ -137,12 +137,7 @@ impl GumbelDetector {
     /// Sets the p-value threshold of `is_watermarked`, in `(0, 1)` (default 0.01), which the
     /// exact-or-conservative p-value (`ln_p_value_bound`) is compared with.
     pub fn with_threshold(mut self, threshold: f64) -> Result<GumbelDetector> {
-        if !(threshold > 0.0 && threshold < 1.0) {
-            return Err(Error::InvalidOption(format!(
-                "the p-value threshold must be strictly between 0 and 1 (e.g. 0.01), got {threshold}"
-            )));
-        }
-        self.threshold = threshold;
+        self.threshold = stats::check_threshold(threshold)?;
         Ok(self)
     }
 
@@ -260,11 +255,7 @@ impl GumbelDetector {
         mut each: impl FnMut(usize, f64),
     ) -> Result<(u64, f64)> {
         let w = self.config.context_width;
-        if let Some(i) = tokens.iter().position(|&t| t == PAD) {
-            return Err(Error::InvalidOption(format!(
-                "token id {PAD} at position {i} is reserved for context padding (-1); token ids must be below 2^32 - 1"
-            )));
-        }
+        super::check_tokens(tokens)?;
         cache.padded.clear();
         cache.padded.resize(w, PAD);
         cache.padded.extend_from_slice(tokens);

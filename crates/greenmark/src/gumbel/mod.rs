@@ -49,3 +49,38 @@ pub(crate) use detect::gamma_tail_ln;
 pub use detect::{GumbelCache, GumbelDetection, GumbelDetector};
 pub use philox::PAD;
 pub use sample::{argmax, GumbelRequest, GumbelWatermarker, KeyChoice};
+
+use crate::error::{Error, Result};
+
+/// Refuses token ids equal to [`PAD`] (`u32::MAX`, vLLM's `-1`), which stands for "before the
+/// first generated token" in every context: such an id in a text would collide with padding.
+///
+/// ```
+/// use greenmark::gumbel::{check_tokens, PAD};
+/// assert!(check_tokens(&[1, 2, 3]).is_ok());
+/// assert!(check_tokens(&[1, PAD]).is_err());
+/// ```
+pub fn check_tokens(tokens: &[u32]) -> Result<()> {
+    match tokens.iter().position(|&t| t == PAD) {
+        Some(position) => Err(Error::ReservedToken { position }),
+        None => Ok(()),
+    }
+}
+
+/// The context of the position after `generated`: its last `width` tokens, oldest first,
+/// [`PAD`] before the first generated token (as vLLM pads). Errors when those tokens hold
+/// [`PAD`] itself ([`check_tokens`]).
+///
+/// ```
+/// use greenmark::gumbel::{padded_context, PAD};
+/// assert_eq!(padded_context(&[5, 6], 4)?, [PAD, PAD, 5, 6]);
+/// assert_eq!(padded_context(&[1, 2, 3, 4, 5], 4)?, [2, 3, 4, 5]);
+/// # Ok::<(), greenmark::Error>(())
+/// ```
+pub fn padded_context(generated: &[u32], width: usize) -> Result<Vec<u32>> {
+    let last = &generated[generated.len() - generated.len().min(width)..];
+    check_tokens(last)?;
+    let mut context = vec![PAD; width - last.len()];
+    context.extend_from_slice(last);
+    Ok(context)
+}

@@ -174,6 +174,23 @@ pub fn normal_tail_ln(z: f64) -> f64 {
     normal::upper_tail_ln(z)
 }
 
+/// Checks a significance threshold (a p-value strictly between 0 and 1) and returns it: the one
+/// rule for every threshold a user gives (CLI flags, Python arguments, service configs).
+///
+/// ```
+/// use greenmark::stats::check_threshold;
+/// assert_eq!(check_threshold(1e-6)?, 1e-6);
+/// assert!(check_threshold(1.0).is_err() && check_threshold(f64::NAN).is_err());
+/// # Ok::<(), greenmark::Error>(())
+/// ```
+pub fn check_threshold(threshold: f64) -> crate::Result<f64> {
+    if threshold > 0.0 && threshold < 1.0 {
+        Ok(threshold)
+    } else {
+        Err(crate::Error::InvalidThreshold(threshold))
+    }
+}
+
 /// `log10` of a probability given by its natural log (`ln / ln 10`), for reports.
 ///
 /// ```
