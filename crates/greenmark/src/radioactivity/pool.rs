@@ -425,10 +425,12 @@ impl RadioactivityTest {
         self.started = true;
         let options = &self.options;
         let ledger = &mut self.tapes[key].ledger;
-        let mut left_out = Sifted::default();
-        left_out.n_excluded = pool.n_excluded;
-        left_out.n_filtered = pool.n_filtered;
-        left_out.n_copied = pool.n_copied;
+        let left_out = Sifted {
+            n_excluded: pool.n_excluded,
+            n_filtered: pool.n_filtered,
+            n_copied: pool.n_copied,
+            ..Sifted::default()
+        };
         add_left_out(ledger, &left_out);
         ledger.seen.reserve(pool.len());
         for t in pool.sorted() {
