@@ -4,9 +4,9 @@ Students are trained only on the teacher's answers (teacher.py):
   token-ngram  a count model over SmolLM2 token ids, order window + 1 (the teacher's tokenizer)
   word-ngram   a count model over words and punctuation, order 3 (a different tokenizer: its
                text is re-tokenized with SmolLM2's tokenizer for the closed test)
-  neural       a tiny causal transformer (greenmark_lm::student, candle, trained here on the
+  neural       a tiny causal transformer (greenmark_experiments::student, candle, trained here on the
                CPU) over the SmolLM2 ids of its training answers, driven through
-               `cargo run --release -p greenmark-lm --example neural_student` (build it first)
+               `cargo run --release -p greenmark-experiments --example neural_student` (build it first)
 each in a radioactive version (a share of 100%, 10% or 1% of its training answers from the
 watermarked teacher, the rest from the plain one, on different prompts) and a control version
 (plain answers only). Tests go through the CLI (`greenmark radioactivity closed|open`), so the
@@ -259,7 +259,7 @@ def main() -> None:
     if unknown or not kinds:
         ap.error(f"--students: unknown kind(s) {unknown}; choose from {', '.join(STUDENTS)}")
     if "neural" in kinds and not NEURAL.exists():
-        ap.error(f"{NEURAL} is missing: run `cargo build --release -p greenmark-lm --example neural_student`")
+        ap.error(f"{NEURAL} is missing: run `cargo build --release -p greenmark-experiments --example neural_student`")
     neural_samples = args.samples if args.neural_samples is None else args.neural_samples
     from tokenizers import Tokenizer
 

@@ -58,7 +58,14 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// The Python exception for a greenmark error, with the core's message.
 pub(crate) fn to_py(err: Error) -> PyErr {
     let msg = err.to_string();
-    match &err {
+    by_kind(&err, msg)
+}
+
+/// The exception for `err`'s kind, carrying `msg`.
+fn by_kind(err: &Error, msg: String) -> PyErr {
+    match err {
+        // A text of a batch: the inner error's exception, the message naming the text.
+        Error::InBatch { source, .. } => by_kind(source, msg),
         Error::InvalidGamma(_)
         | Error::InvalidDelta(_)
         | Error::InvalidVocabSize(_)

@@ -2,18 +2,17 @@
 //! `greenmark::radioactivity`, fed with token ids (closed mode) or a suspect's top-1
 //! predictions (open mode). The facade `greenmark.radioactivity` adds logits input.
 
-use std::collections::hash_map::{Entry, HashMap};
-
-use greenmark::radioactivity::{RadioactivityTest, Sifted, TestOptions};
+use greenmark::radioactivity::{
+    Doc, Place, Pool, PooledTuple, RadioactivityTest, Sifted, TestOptions,
+};
 use numpy::{PyArray1, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use rayon::prelude::*;
 
 use crate::arrays;
 use crate::config::{config_arg, PyConfig};
-use crate::errors::{to_py, type_error, EnterGreenmark, GreenmarkError, ShapeError};
+use crate::errors::{type_error, EnterGreenmark, ShapeError};
 use crate::gumbel::{gumbel_config, gumbel_key};
 use crate::key::key_arg;
 
@@ -191,7 +190,8 @@ impl PyRadioactivityTest {
     /// `doc_ids` (unique, one per text) orders the corpus. Per key, a dict of the batch's
     /// distinct tuples, each at its first occurrence in (doc id, position) order: numpy
     /// arrays `fingerprint`, `score`, `doc`, `position` (index among the text's tuples) and
-    /// `count` (occurrences in the batch), and the left-out counts.
+    /// `count` (occurrences in the batch), the left-out counts and `n_over_budget` (0): the
+    /// `greenmark::radioactivity::Pool` of the batch.
     #[pyo3(signature = (ids_, *, doc_ids, prefixes=None, predictions=None))]
     fn sift_batch<'py>(
         &self,
@@ -225,19 +225,28 @@ impl PyRadioactivityTest {
                 texts.len()
             )));
         }
-        let order = doc_order(&docs)?;
+        let batch: Vec<Doc<'_>> = (0..texts.len())
+            .map(|i| match (&predictions, &prefixes) {
+                (Some(p), _) => Doc::reading(docs[i], texts.get(i), p.get(i)),
+                (None, Some(p)) => Doc::text(docs[i], texts.get(i), p.get(i)),
+                (None, None) => Doc::text(docs[i], texts.get(i), &[]),
+            })
+            .collect();
         let test = &self.0;
-        let sifted = py
-            .detach(|| sift_all(test, &texts, prefixes.as_ref(), predictions.as_ref()))
-            .map_err(|(i, e)| in_text(py, i, docs[i], e))?;
-        let pooled = py.detach(|| pool(&sifted, &order, &docs));
-        pooled.into_iter().map(|p| pooled_dict(py, p)).collect()
+        let pools = py.enter(|| test.pool(&batch))?;
+        pools.into_iter().map(|p| pool_dict(py, p)).collect()
     }
 
     /// Global dedup of pooled rows (`sift_batch` outputs of one key, concatenated in any
     /// order): each fingerprint once, at its earliest `(doc, position)`, with its `count`s
-    /// summed. Returns the same dict layout (left-out counts 0).
+    /// summed, and the left-out counts as given (`greenmark::radioactivity::Pool`). With
+    /// `max_tuples` (M), folds to the budget: keeps the M earliest tuples and adds the
+    /// others' occurrences to `n_over_budget`; exact only when the rows hold every
+    /// occurrence of their fingerprints (one fingerprint part of the whole corpus).
+    /// Returns the `sift_batch` dict layout.
     #[staticmethod]
+    #[pyo3(signature = (fingerprint, score, doc, position, count, *, n_excluded=0, n_filtered=0, n_copied=0, n_over_budget=0, max_tuples=None))]
+    #[allow(clippy::too_many_arguments)]
     fn pool_sifted<'py>(
         py: Python<'py>,
         fingerprint: &Bound<'py, PyAny>,
@@ -245,32 +254,54 @@ impl PyRadioactivityTest {
         doc: &Bound<'py, PyAny>,
         position: &Bound<'py, PyAny>,
         count: &Bound<'py, PyAny>,
+        n_excluded: u64,
+        n_filtered: u64,
+        n_copied: u64,
+        n_over_budget: u64,
+        max_tuples: Option<u64>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let fp = typed_vec::<u64>(fingerprint, "fingerprint", "uint64")?;
-        let score = typed_vec::<f64>(score, "score", "float64")?;
-        let doc = typed_vec::<u64>(doc, "doc", "uint64")?;
-        let position = typed_vec::<u64>(position, "position", "uint64")?;
-        let count = typed_vec::<u64>(count, "count", "uint64")?;
-        let n = fp.len();
-        if [score.len(), doc.len(), position.len(), count.len()] != [n; 4] {
-            return Err(ShapeError::new_err(format!(
-                "fingerprint, score, doc, position and count have lengths {n}, {}, {}, {} and \
-                 {}: give one of each per row",
-                score.len(),
-                doc.len(),
-                position.len(),
-                count.len()
-            )));
-        }
-        let pooled = py.detach(|| {
-            let mut out = Pooled::default();
-            out.index.reserve(n);
-            for i in 0..n {
-                out.add(fp[i], score[i], doc[i], position[i], count[i]);
+        let rows = Rows::extract(fingerprint, score, doc, position, count)?;
+        let pool = py.enter(|| {
+            let mut pool = rows.pool()?;
+            pool.add_left_out(n_excluded, n_filtered, n_copied);
+            pool.add_over_budget(n_over_budget);
+            if let Some(m) = max_tuples {
+                pool.fold_budget(m)?;
             }
-            out
-        });
-        pooled_dict(py, pooled)
+            Ok(pool)
+        })?;
+        pool_dict(py, pool)
+    }
+
+    /// Second half from pooled rows (the `pool_sifted` layout, the corpus's parts
+    /// concatenated in any order): records key `key`'s pool of the whole corpus, each
+    /// distinct tuple in the order of its first occurrence with its occurrences, then the
+    /// left-out and over-budget counts (`RadioactivityTest::record_pool`; needs dedup).
+    #[pyo3(signature = (key, fingerprint, score, doc, position, count, *, n_excluded=0, n_filtered=0, n_copied=0, n_over_budget=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn record_pooled(
+        &mut self,
+        py: Python<'_>,
+        key: usize,
+        fingerprint: &Bound<'_, PyAny>,
+        score: &Bound<'_, PyAny>,
+        doc: &Bound<'_, PyAny>,
+        position: &Bound<'_, PyAny>,
+        count: &Bound<'_, PyAny>,
+        n_excluded: u64,
+        n_filtered: u64,
+        n_copied: u64,
+        n_over_budget: u64,
+    ) -> PyResult<()> {
+        let rows = Rows::extract(fingerprint, score, doc, position, count)?;
+        let test = &mut self.0;
+        py.enter(move || {
+            let mut pool = rows.pool()?;
+            drop(rows);
+            pool.add_left_out(n_excluded, n_filtered, n_copied);
+            pool.add_over_budget(n_over_budget);
+            test.record_pool(key, &pool)
+        })
     }
 
     /// Second half: records key `key`'s sifted tuples (numpy `fingerprint` uint64 and
@@ -416,103 +447,63 @@ fn typed_vec<T: numpy::Element + Copy>(
         .map_or_else(|_| array.readonly().as_array().to_vec(), |s| s.to_vec()))
 }
 
-/// The texts' indices in corpus order (by doc id), refusing duplicate ids.
-fn doc_order(docs: &[u64]) -> PyResult<Vec<usize>> {
-    let mut order: Vec<usize> = (0..docs.len()).collect();
-    order.sort_by_key(|&i| docs[i]);
-    if let Some(w) = order.windows(2).find(|w| docs[w[0]] == docs[w[1]]) {
-        return Err(GreenmarkError::new_err(format!(
-            "doc id {} is given to texts {} and {}: doc ids order the corpus, so each text \
-             needs its own",
-            docs[w[0]], w[0], w[1]
-        )));
-    }
-    Ok(order)
-}
-
-/// Sifts every text of a batch in parallel; an error names the text.
-fn sift_all(
-    test: &RadioactivityTest,
-    texts: &Ragged,
-    prefixes: Option<&Ragged>,
-    predictions: Option<&Ragged>,
-) -> Result<Vec<Vec<Sifted>>, (usize, greenmark::Error)> {
-    (0..texts.len())
-        .into_par_iter()
-        .map(|i| {
-            let text = texts.get(i);
-            match predictions {
-                Some(p) => test.sift_predictions(text, p.get(i)),
-                None => test.sift_text(text, prefixes.map_or(&[][..], |p| p.get(i))),
-            }
-            .map_err(|e| (i, e))
-        })
-        .collect()
-}
-
-/// A greenmark error in text `i` of a batch, as its Python exception, naming the text.
-fn in_text(py: Python<'_>, i: usize, doc: u64, err: greenmark::Error) -> PyErr {
-    let err = to_py(err);
-    let message = format!("text {i} (doc id {doc}) of the batch: {}", err.value(py));
-    PyErr::from_type(err.get_type(py), message)
-}
-
-/// One key's tuples, each distinct fingerprint once, at its first occurrence in corpus order
-/// (doc, position), with its number of occurrences.
-#[derive(Default)]
-struct Pooled {
+/// Pooled rows as numpy gives them: one tuple per row.
+struct Rows {
     fingerprint: Vec<u64>,
     score: Vec<f64>,
     doc: Vec<u64>,
     position: Vec<u64>,
     count: Vec<u64>,
-    left_out: Sifted,
-    index: HashMap<u64, usize>,
 }
 
-impl Pooled {
-    /// Adds `n` occurrences of `fingerprint`, the earliest at `(doc, position)`.
-    fn add(&mut self, fingerprint: u64, score: f64, doc: u64, position: u64, n: u64) {
-        match self.index.entry(fingerprint) {
-            Entry::Occupied(e) => {
-                let i = *e.get();
-                self.count[i] += n;
-                if (doc, position) < (self.doc[i], self.position[i]) {
-                    self.doc[i] = doc;
-                    self.position[i] = position;
-                }
-            }
-            Entry::Vacant(e) => {
-                e.insert(self.fingerprint.len());
-                self.fingerprint.push(fingerprint);
-                self.score.push(score);
-                self.doc.push(doc);
-                self.position.push(position);
-                self.count.push(n);
-            }
+impl Rows {
+    fn extract(
+        fingerprint: &Bound<'_, PyAny>,
+        score: &Bound<'_, PyAny>,
+        doc: &Bound<'_, PyAny>,
+        position: &Bound<'_, PyAny>,
+        count: &Bound<'_, PyAny>,
+    ) -> PyResult<Rows> {
+        let rows = Rows {
+            fingerprint: typed_vec::<u64>(fingerprint, "fingerprint", "uint64")?,
+            score: typed_vec::<f64>(score, "score", "float64")?,
+            doc: typed_vec::<u64>(doc, "doc", "uint64")?,
+            position: typed_vec::<u64>(position, "position", "uint64")?,
+            count: typed_vec::<u64>(count, "count", "uint64")?,
+        };
+        let n = rows.fingerprint.len();
+        let lengths = [
+            rows.score.len(),
+            rows.doc.len(),
+            rows.position.len(),
+            rows.count.len(),
+        ];
+        if lengths != [n; 4] {
+            return Err(ShapeError::new_err(format!(
+                "fingerprint, score, doc, position and count have lengths {n}, {}, {}, {} and \
+                 {}: give one of each per row",
+                lengths[0], lengths[1], lengths[2], lengths[3]
+            )));
         }
+        Ok(rows)
     }
-}
 
-/// Pools a batch per key (texts in doc-id order, tuples in text order).
-fn pool(sifted: &[Vec<Sifted>], order: &[usize], docs: &[u64]) -> Vec<Pooled> {
-    let n_keys = sifted.first().map_or(0, Vec::len);
-    (0..n_keys)
-        .into_par_iter()
-        .map(|k| {
-            let mut out = Pooled::default();
-            for &i in order {
-                let s = &sifted[i][k];
-                out.left_out.n_excluded += s.n_excluded;
-                out.left_out.n_filtered += s.n_filtered;
-                out.left_out.n_copied += s.n_copied;
-                for (j, (&fp, &score)) in s.fingerprints.iter().zip(&s.scores).enumerate() {
-                    out.add(fp, score, docs[i], j as u64, 1);
-                }
-            }
-            out
-        })
-        .collect()
+    fn pool(&self) -> greenmark::Result<Pool> {
+        let mut pool = Pool::new();
+        for i in 0..self.fingerprint.len() {
+            let first = Place {
+                doc: self.doc[i],
+                position: self.position[i],
+            };
+            pool.add(PooledTuple::new(
+                self.fingerprint[i],
+                self.score[i],
+                first,
+                self.count[i],
+            ))?;
+        }
+        Ok(pool)
+    }
 }
 
 fn left_out_dict<'py>(py: Python<'py>, s: &Sifted) -> PyResult<Bound<'py, PyDict>> {
@@ -530,12 +521,26 @@ fn sifted_dict(py: Python<'_>, s: Sifted) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
-fn pooled_dict(py: Python<'_>, p: Pooled) -> PyResult<Bound<'_, PyDict>> {
-    let d = left_out_dict(py, &p.left_out)?;
-    d.set_item("fingerprint", PyArray1::from_vec(py, p.fingerprint))?;
-    d.set_item("score", PyArray1::from_vec(py, p.score))?;
-    d.set_item("doc", PyArray1::from_vec(py, p.doc))?;
-    d.set_item("position", PyArray1::from_vec(py, p.position))?;
-    d.set_item("count", PyArray1::from_vec(py, p.count))?;
+/// A pool as the `sift_batch` dict: its tuples in no particular order.
+fn pool_dict(py: Python<'_>, p: Pool) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("n_excluded", p.n_excluded())?;
+    d.set_item("n_filtered", p.n_filtered())?;
+    d.set_item("n_copied", p.n_copied())?;
+    d.set_item("n_over_budget", p.n_over_budget())?;
+    let t = p.tuples();
+    let column = |f: fn(&PooledTuple) -> u64| t.iter().map(f).collect::<Vec<u64>>();
+    d.set_item(
+        "fingerprint",
+        PyArray1::from_vec(py, column(|t| t.fingerprint)),
+    )?;
+    let score: Vec<f64> = t.iter().map(|t| t.score).collect();
+    d.set_item("score", PyArray1::from_vec(py, score))?;
+    d.set_item("doc", PyArray1::from_vec(py, column(|t| t.first.doc)))?;
+    d.set_item(
+        "position",
+        PyArray1::from_vec(py, column(|t| t.first.position)),
+    )?;
+    d.set_item("count", PyArray1::from_vec(py, column(|t| t.count)))?;
     Ok(d)
 }

@@ -138,3 +138,16 @@ def test_gumbel_tape_detects_a_suspect_that_learned_the_gumbel_choice():
         RadioactivityTest.gumbel([42], 0)
     with pytest.raises(TypeError):
         RadioactivityTest.gumbel(["not a key"], V)
+
+
+def test_budget_reached_is_in_the_result():
+    """`budget_reached` (overall and per key) says whether the budget was spent."""
+    config = greenmark.WatermarkConfig(V)
+    text = np.arange(60)  # 59 distinct tuples
+    for max_tuples, reached in ((None, False), (59, True), (20, True), (60, False)):
+        test = RadioactivityTest([key(1), key(2)], config, max_tuples=max_tuples)
+        test.score_text(text)
+        r = test.result()
+        assert r["budget_reached"] is reached, max_tuples
+        assert [k["budget_reached"] for k in r["keys"]] == [reached, reached]
+        assert r["keys"][0]["n_scored"] == min(59, max_tuples or 59)

@@ -236,6 +236,30 @@ def test_native_halves_in_python():
         assert np.array_equal(p["count"][by_order], counts[inverse[keep]])
         native.record_sifted(key, fp[keep], cat["score"][order][keep], counts=counts[inverse[keep]], **{n: sum(h[key][n] for h in halves) for n in ("n_excluded", "n_filtered", "n_copied")})
     same(pooled, direct)
+    # The core's pooling end to end: the two batches' rows pooled, folded to a budget below
+    # the corpus's distinct tuples (one part: the whole corpus) and recorded equal the direct
+    # tape too (sifting does not depend on the budget).
+    budget = 300
+
+    def small():
+        return RadioactivityTest([greenmark.Key.from_hex(h) for h in HEX[:2]], greenmark.WatermarkConfig(V), max_tuples=budget)
+
+    direct, cored = small(), small()
+    for k in np.argsort(ids):
+        direct.score_text(texts[k])
+    for key in range(2):
+        cat = {n: np.concatenate([h[key][n] for h in halves]) for n in ("fingerprint", "score", "doc", "position", "count")}
+        left_out = {n: sum(h[key][n] for h in halves) for n in ("n_excluded", "n_filtered", "n_copied")}
+        p = native.pool_sifted(*cat.values(), max_tuples=budget, **left_out)
+        assert len(p["fingerprint"]) == budget and p["n_over_budget"] > 0
+        assert p["n_excluded"] == left_out["n_excluded"]
+        cored._native.record_pooled(key, *(p[n] for n in cat), **{n: p[n] for n in (*left_out, "n_over_budget")})
+    assert same(cored, direct)["budget_reached"]
+    z = np.zeros(2, np.uint64)
+    with pytest.raises(ValueError, match="different tests"):
+        native.pool_sifted(np.array([7, 7], np.uint64), np.array([0.0, 1.0]), z, z, np.ones(2, np.uint64))
+    with pytest.raises(ValueError, match="count 0"):
+        native.pool_sifted(z, np.zeros(2), z, z, z)
     one = native.sift_text(texts[0])
     assert len(one) == 2 and one[0]["fingerprint"].dtype == np.uint64
     with pytest.raises(TypeError, match="fingerprints must be a 1-D numpy uint64 array"):

@@ -52,6 +52,8 @@ fn closed_mode_finds_a_radioactive_suspect_with_several_keys_and_a_budget() {
     assert_eq!(r["strongest_key"], 1);
     assert_eq!(r["keys"][1]["n_scored"], 200);
     assert_eq!(r["exploratory"], false);
+    assert_eq!(r["budget_reached"], true, "{r}");
+    assert_eq!(r["keys"][0]["budget_reached"], true, "{r}");
     assert!(r["log10_p_value"].as_f64().unwrap() < -6.0, "{r}");
     assert!(
         r["keys"][0]["log10_p_value"].as_f64().unwrap() > -3.0,
@@ -63,8 +65,84 @@ fn closed_mode_finds_a_radioactive_suspect_with_several_keys_and_a_budget() {
     // The text summary says the verdict, and without a budget that it is exploratory.
     let out = closed(&[&key], &outputs, &[]);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("RADIOACTIVE (p < 1e-6)"), "{text}");
-    assert!(text.contains("EXPLORATORY"), "{text}");
+    assert!(
+        text.contains("verdict   RADIOACTIVE at the 1e-6 threshold (p < 1e-6)"),
+        "{text}"
+    );
+    assert!(text.contains("EXPLORATORY, budget_reached no"), "{text}");
+}
+
+/// The summary says which way a p-value falls at the threshold given (never "not
+/// radioactive (p < ...)"), and whether the budget was reached, in text and in JSON.
+#[test]
+fn closed_mode_words_the_verdict_and_reports_budget_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let plain: Vec<String> = (0..4).map(|s| plain_text(60, s)).collect();
+    let outputs = jsonl(dir.path(), "plain.jsonl", "text", &plain);
+    // A text that never saw the key, with a budget larger than its tuples.
+    let out = closed(&[&key], &outputs, &["--max-tuples", "100000"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("verdict   not radioactive at the 1e-6 threshold (p >= 1e-6)\n"),
+        "{text}"
+    );
+    assert!(!text.contains("not radioactive (p <"), "{text}");
+    assert!(
+        text.contains("budget fixed up front: 100000 tuples, budget_reached NO (only "),
+        "{text}"
+    );
+    let r = json(&closed(
+        &[&key],
+        &outputs,
+        &["--json", "--max-tuples", "100000"],
+    ));
+    assert_eq!(r["budget_reached"], false, "{r}");
+    assert_eq!(r["keys"][0]["budget_reached"], false, "{r}");
+    assert!(r["keys"][0]["n_scored"].as_u64().unwrap() < 100_000);
+    // The threshold printed is the one given; a budget the corpus covers is reached.
+    let out = closed(
+        &[&key],
+        &outputs,
+        &["--max-tuples", "20", "--threshold", "1e-3"],
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("not radioactive at the 1e-3 threshold (p >= 1e-3)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("budget fixed up front: 20 tuples, budget_reached yes"),
+        "{text}"
+    );
+    let r = json(&closed(&[&key], &outputs, &["--json"]));
+    assert_eq!(r["budget_reached"], false, "{r}");
+}
+
+/// Key files that differ only in delta are one detector: tested together. Key files with
+/// different green lists are refused, naming each file with its own value.
+#[test]
+fn several_keys_may_differ_in_delta_but_not_in_gamma() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let strong = keygen(dir.path(), "strong.json", &["--delta", "4"]);
+    let wide = keygen(dir.path(), "wide.json", &["--gamma", "0.5"]);
+    let texts: Vec<String> = (0..3).map(|s| watermarked_text(&key, 80, s)).collect();
+    let outputs = jsonl(dir.path(), "s.jsonl", "text", &texts);
+    let r = json(&closed(&[&strong, &key], &outputs, &["--json"]));
+    assert_eq!(r["strongest_key"], 1, "{r}");
+    assert!(r["log10_p_value"].as_f64().unwrap() < -6.0, "{r}");
+    let out = closed(&[&key, &wide], &outputs, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let expected = format!(
+        "key file {} has gamma 0.5 but key file {} has gamma 0.25",
+        wide.display(),
+        key.display()
+    );
+    assert!(err.contains(&expected), "{err}");
+    assert!(err.contains("differ only in delta"), "{err}");
 }
 
 #[test]
@@ -210,7 +288,7 @@ fn bad_inputs_are_one_line_errors() {
     let out = closed(&[&key, &other], &outputs, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("different watermark"), "{err}");
+    assert!(err.contains("make different tokens green"), "{err}");
     let out = closed(&[&key], &outputs, &["--field", "body"]);
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("no field \"body\""), "{err}");

@@ -7,8 +7,6 @@
 //! - [`tokenizer`] builds the model's HF tokenizer from the GGUF metadata.
 //! - [`Lm`] loads any llama-architecture GGUF and generates answers for a batch of
 //!   [`Request`]s, biasing every step's logits with a [`greenmark::Watermarker`] where asked.
-//! - [`student`] trains a tiny causal transformer on a teacher's token ids, here on the CPU
-//!   (the neural student of the radioactivity experiment).
 //!
 //! # Example
 //! ```no_run
@@ -31,7 +29,6 @@ pub mod fetch;
 mod model;
 pub mod reading;
 mod sample;
-pub mod student;
 pub mod tokenizer;
 
 pub use error::{LmError, Result};

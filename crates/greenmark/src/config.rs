@@ -497,6 +497,30 @@ impl WatermarkConfig {
         }
         Ok(())
     }
+
+    /// `Ok` when `other` makes the same tokens green, so a detector (or a radioactivity test)
+    /// scores text the same way under both: the same vocab size, gamma threshold and scheme.
+    /// `delta` only sets how strongly generation favours green tokens and never enters a
+    /// score, so it may differ, as may `skip_repeated_windows`. On a mismatch the error's
+    /// `stored` value is `self`'s and `given` is `other`'s.
+    ///
+    /// ```
+    /// use greenmark::WatermarkConfig;
+    /// let strong = WatermarkConfig::builder(1000).delta(4.0).build()?;
+    /// let weak = WatermarkConfig::builder(1000).delta(1.0).build()?;
+    /// assert!(strong.check_same_detection(&weak).is_ok());
+    /// assert!(strong.check_same_watermark(&weak).is_err());
+    /// let other = WatermarkConfig::builder(1000).gamma(0.5).build()?;
+    /// assert!(strong.check_same_detection(&other).is_err());
+    /// # Ok::<(), greenmark::Error>(())
+    /// ```
+    pub fn check_same_detection(&self, other: &WatermarkConfig) -> Result<()> {
+        let same_delta = WatermarkConfig {
+            delta: self.delta,
+            ..other.clone()
+        };
+        self.check_same_watermark(&same_delta)
+    }
 }
 
 #[cfg(test)]

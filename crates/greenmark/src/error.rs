@@ -151,6 +151,26 @@ pub enum Error {
         /// The config's vocab size.
         vocab_size: u32,
     },
+    /// One text of a batch failed (radioactivity pooling): which, and why.
+    #[error("text {index} (doc id {doc}) of the batch: {source}")]
+    InBatch {
+        /// The text's index in the batch.
+        index: usize,
+        /// The text's doc id.
+        doc: u64,
+        /// What went wrong in it.
+        source: Box<Error>,
+    },
+    /// Two texts of a corpus have the same doc id, which orders the corpus.
+    #[error("doc id {doc} is given to texts {first} and {second}: doc ids order the corpus, so each text needs its own")]
+    DuplicateDoc {
+        /// The doc id.
+        doc: u64,
+        /// The first text that has it (index in the batch).
+        first: usize,
+        /// Another text that has it.
+        second: usize,
+    },
 }
 
 /// The kinds of document greenmark parses, so a caller can tell a bad config from a bad key

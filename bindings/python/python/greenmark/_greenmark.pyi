@@ -186,7 +186,27 @@ class RadioactivityTest:
         doc: npt.NDArray[np.uint64],
         position: npt.NDArray[np.uint64],
         count: npt.NDArray[np.uint64],
+        *,
+        n_excluded: int = 0,
+        n_filtered: int = 0,
+        n_copied: int = 0,
+        n_over_budget: int = 0,
+        max_tuples: Optional[int] = None,
     ) -> dict[str, Any]: ...
+    def record_pooled(
+        self,
+        key: int,
+        fingerprint: npt.NDArray[np.uint64],
+        score: npt.NDArray[np.float64],
+        doc: npt.NDArray[np.uint64],
+        position: npt.NDArray[np.uint64],
+        count: npt.NDArray[np.uint64],
+        *,
+        n_excluded: int = 0,
+        n_filtered: int = 0,
+        n_copied: int = 0,
+        n_over_budget: int = 0,
+    ) -> None: ...
     def record_sifted(
         self,
         key: int,

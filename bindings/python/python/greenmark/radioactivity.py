@@ -122,7 +122,9 @@ class RadioactivityTest:
 
     def result(self) -> dict:
         """The result: per key (tuples seen, excluded, filtered, repeated, over budget, scored,
-        green, exact log10 p, curve), the strongest key, corrected p-values, ``exploratory``."""
+        green, exact log10 p, curve, ``budget_reached``), the strongest key, corrected
+        p-values, ``exploratory`` and ``budget_reached`` (whether every key spent the budget
+        fixed up front; False without one)."""
         return json.loads(self._native.result_json())
 
     def __repr__(self) -> str:

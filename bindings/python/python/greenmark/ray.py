@@ -5,20 +5,20 @@ with Ray Data and returns the driver's :class:`~greenmark.radioactivity.Radioact
 holding exactly the result of scoring every text on one machine in corpus order: every count,
 the p-value and the curve.
 
-The pipeline uses the tape's two halves (``greenmark::radioactivity``, ``sift.rs``):
+The pipeline is Ray plumbing around the core's pooling (``greenmark::radioactivity::Pool``,
+where the rule and its exactness test live):
 
 1. **sift** (``map_batches``, ``workers`` tasks at once): each batch of texts is *sifted* by the
    Rust core with the GIL released (windows, prompt exclusion, filter, in-context copies,
-   scores), deduplicated inside the batch, and split into ``partitions`` parts by fingerprint;
+   scores) and pooled (each distinct tuple once, at its first occurrence, with its number of
+   occurrences), then split into ``partitions`` parts by fingerprint;
 2. **global dedup** (``groupby("part").map_groups``): all occurrences of a fingerprint land in
-   the same part, which keeps each distinct tuple once with its first occurrence in corpus
-   order, its score and its number of occurrences; with a budget (``max_tuples`` = M) a part
-   keeps only its first M distinct tuples and folds the rest into one row (they are all over
-   budget: M distinct tuples come before each of them);
-3. **record** (driver): the parts' tuples, sorted by first occurrence, are recorded on the
-   driver's test with their occurrence counts (``record_sifted(..., counts=...)``): a tuple's
-   score depends only on its fingerprint, so recording the distinct tuples in the order of
-   their first occurrence and then the repeats gives the single-machine result exactly.
+   the same part, whose rows the core pools again (``pool_sifted``); with a budget
+   (``max_tuples`` = M) it folds the part to its first M distinct tuples and counts every
+   occurrence of the others as over budget (M distinct tuples come before each of them);
+3. **record** (driver): the parts' pools, which share no fingerprint, are recorded on the
+   driver's test (``record_pooled``): the distinct tuples in the order of their first
+   occurrence with their counts, which gives the single-machine result exactly.
 
 **Corpus order** is the order of ``(doc, position)``: ``doc`` is the integer ``id_column``
 (default ``"id"``; non-negative, unique per text), or, with ``id_column=None``, the row's
@@ -28,9 +28,9 @@ tuple's place in its text. The single-machine equivalent scores the texts sorted
 
 **Memory.** Each sift batch holds its texts and their tuples. Each part holds its distinct
 tuples (40 bytes each: fingerprint, score, doc, position, count). The driver holds, per key,
-every distinct tuple of the corpus at once (40 bytes each plus 8 for the sort) and the tape
-(about 19 bytes per scored tuple); with a budget M it holds at most ``partitions * (M + 1)``
-tuples per key, whatever the corpus size.
+every distinct tuple of the corpus at once (40 bytes in numpy, 40 in the core's pool plus
+its index, 40 more while sorting) and the tape (about 19 bytes per scored tuple); with a budget M it holds at most
+``partitions * M`` tuples per key, whatever the corpus size.
 
 >>> import greenmark, greenmark.ray  # doctest: +SKIP
 >>> test = greenmark.ray.radioactivity(make_test, "s3://bucket/suspect/")  # doctest: +SKIP
@@ -52,7 +52,7 @@ __all__ = ["CorpusError", "radioactivity"]
 
 #: Rows of one part's output per key carry these list columns.
 _LISTS = ("fingerprint", "score", "doc", "position", "count")
-_LEFT_OUT = ("n_excluded", "n_filtered", "n_copied")
+_LEFT_OUT = ("n_excluded", "n_filtered", "n_copied", "n_over_budget")
 
 
 class CorpusError(ValueError):
@@ -175,15 +175,7 @@ def radioactivity(
         per_key = _collect(merged, len(result["keys"]))
     native = test._native
     for key, (arrays, left_out) in enumerate(per_key):
-        packed = _packed_order(arrays)
-        order = np.lexsort((arrays["position"], arrays["doc"])) if packed is None else np.argsort(packed)
-        native.record_sifted(
-            key,
-            np.ascontiguousarray(arrays["fingerprint"][order]),
-            np.ascontiguousarray(arrays["score"][order]),
-            counts=np.ascontiguousarray(arrays["count"][order]),
-            **left_out,
-        )
+        native.record_pooled(key, *(arrays[name] for name in _LISTS), **left_out)
     return test
 
 
@@ -445,8 +437,8 @@ def _table(rows: dict, pa):
 
 
 def _merge(group, max_tuples):
-    """One part: per key, each distinct fingerprint once at its first occurrence, with its
-    occurrences summed; with a budget M, the first M by order and one row for the rest."""
+    """One part: per key, the core's pool of the part's rows (each distinct fingerprint once
+    at its first occurrence, its occurrences summed), folded to the budget if there is one."""
     import pyarrow as pa
 
     from greenmark._greenmark import RadioactivityTest as Native
@@ -455,33 +447,14 @@ def _merge(group, max_tuples):
     part = int(group.column("part")[0].as_py())
     for key in np.unique(group.column("key").to_numpy()):
         sub = group.filter(pa.compute.equal(group.column("key"), key))
-        distinct = Native.pool_sifted(*(_column(sub, name).flatten().to_numpy() for name in _LISTS))
-        if max_tuples is not None and len(distinct["fingerprint"]) > max_tuples:
-            packed = _packed_order(distinct)
-            if packed is None:
-                by_order = np.lexsort((distinct["position"], distinct["doc"]))
-            else:  # the M + 1 earliest, the (M + 1)-th in place: linear time
-                by_order = np.argpartition(packed, max_tuples)
-            keep, rest = by_order[: max_tuples + 1], by_order[max_tuples:]
-            # The rest are over budget: one row (the first of them) carries all their occurrences.
-            folded = distinct["count"][rest].sum(dtype=np.uint64)
-            distinct = {name: distinct[name][keep] for name in _LISTS}
-            distinct["count"][-1] = folded
+        left_out = {name: int(sub.column(name).to_numpy().sum(dtype=np.uint64)) for name in _LEFT_OUT}
+        lists = (_column(sub, name).flatten().to_numpy() for name in _LISTS)
+        pooled = Native.pool_sifted(*lists, max_tuples=max_tuples, **left_out)
         rows["part"].append(part)
         rows["key"].append(int(key))
-        for name in _LISTS:
-            rows[name].append(distinct[name])
-        for name in _LEFT_OUT:
-            rows[name].append(int(sub.column(name).to_numpy().sum(dtype=np.uint64)))
+        for name in (*_LISTS, *_LEFT_OUT):
+            rows[name].append(pooled[name])
     return _table(rows, pa)
-
-
-def _packed_order(arrays: dict):
-    """`(doc, position)` as one sortable uint64 when both fit in 32 bits, else None."""
-    doc, position = arrays["doc"], arrays["position"]
-    if len(doc) and (doc.max() >= 2**32 or position.max() >= 2**32):
-        return None
-    return (doc << np.uint64(32)) | position
 
 
 def _collect(merged, n_keys: int) -> list:

@@ -143,6 +143,9 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// The keys and the config of the first key file (checked against the tokenizer's size).
+/// Every other key file must be for the same detection: the same green lists
+/// ([`WatermarkConfig::check_same_detection`]); delta, which only sets how strongly
+/// generation favoured them, may differ.
 fn keys_and_config(
     common: &Common,
     vocab: u32,
@@ -155,18 +158,28 @@ fn keys_and_config(
         let this = detection_config(&file, path, vocab, source)?;
         match &config {
             None => config = Some(this),
-            Some(first) => first.check_same_watermark(&this).with_context(|| {
-                format!(
-                    "key file {} is for a different watermark than {}: test one watermark \
-                     config at a time",
+            Some(first) => match first.check_same_detection(&this) {
+                Ok(()) => {}
+                Err(greenmark::Error::ConfigMismatch {
+                    field,
+                    stored,
+                    given,
+                }) => bail!(
+                    "key file {} has {field} {given} but key file {} has {field} {stored}: \
+                     their watermarks make different tokens green, so test one watermark \
+                     config at a time (keys that differ only in delta can be tested together)",
                     path.display(),
                     common.key_files[0].display()
-                )
-            })?,
+                ),
+                Err(err) => return Err(err.into()),
+            },
         }
         keys.push(file.key);
     }
-    Ok((keys, config.expect("clap requires at least one --key-file")))
+    let Some(config) = config else {
+        bail!("give at least one --key-file (or --vllm-config)");
+    };
+    Ok((keys, config))
 }
 
 /// The test the arguments ask for, its ids checked against `vocab`, and a line that describes
@@ -399,11 +412,13 @@ fn finish(common: &Common, describe: &str, result: &Radioactivity, mode: &str) -
     Ok(())
 }
 
-fn verdict(result: &Radioactivity, threshold: f64) -> &'static str {
+/// The verdict at `threshold`, saying which way the p-value falls.
+fn verdict(result: &Radioactivity, threshold: f64) -> String {
+    let t = format_threshold(threshold);
     if result.ln_p_bonferroni < threshold.ln() {
-        "RADIOACTIVE"
+        format!("RADIOACTIVE at the {t} threshold (p < {t})")
     } else {
-        "not radioactive"
+        format!("not radioactive at the {t} threshold (p >= {t})")
     }
 }
 
@@ -447,13 +462,21 @@ fn summary(result: &Radioactivity, threshold: f64, mode: &str) -> String {
         ));
     }
     let budget = match result.max_tuples {
-        Some(n) => format!("budget fixed up front: {n} tuples"),
-        None => "no budget fixed up front (--max-tuples): EXPLORATORY".into(),
+        Some(n) if result.budget_reached => {
+            format!("budget fixed up front: {n} tuples, budget_reached yes")
+        }
+        Some(n) => {
+            let scored = result.keys.iter().map(|k| k.n_scored).min().unwrap_or(0);
+            format!(
+                "budget fixed up front: {n} tuples, budget_reached NO (only {scored} scored: \
+                 the corpus has fewer eligible tuples, so the test is weaker than planned)"
+            )
+        }
+        None => "no budget fixed up front (--max-tuples): EXPLORATORY, budget_reached no".into(),
     };
     out.push_str(&format!(
-        "verdict   {} (p < {}); {budget}\n",
-        verdict(result, threshold),
-        format_threshold(threshold)
+        "verdict   {}\nbudget    {budget}\n",
+        verdict(result, threshold)
     ));
     out
 }

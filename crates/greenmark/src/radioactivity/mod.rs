@@ -24,6 +24,8 @@
 //!   tuples; later tuples are counted as over budget. Watching the p-value and stopping when it
 //!   is small (optional stopping) is not a valid test: without a fixed budget the result and
 //!   its curve of log10 p against tuples scored are marked [`Radioactivity::exploratory`].
+//!   [`Radioactivity::budget_reached`] says whether the corpus had enough eligible tuples to
+//!   spend the budget.
 //! - **Several keys** (one per customer or release): each key keeps its own tape; the result
 //!   names the key with the smallest p-value and corrects for the number of keys
 //!   ([`bonferroni_ln`], [`sidak_ln`]).
@@ -41,6 +43,11 @@
 //! depending on where the table is in its doubling; measured 18.9 bytes per tuple at one
 //! million tuples ([`Radioactivity::memory_bytes`], test `memory_per_million_tuples`), so 10
 //! million tuples fit in about 190 MB per key.
+//!
+//! **Scale-out.** A corpus spread over machines is sifted where it lies
+//! ([`RadioactivityTest::pool`]: per key, each distinct tuple with its first place and its
+//! occurrences), the [`Pool`]s are merged in any order and cut at the budget, and the driver
+//! records the result ([`RadioactivityTest::record_pool`]): exactly the single-machine tape.
 //!
 //! # Example
 //! ```
@@ -70,6 +77,8 @@ mod tests;
 #[cfg(test)]
 mod tests_gumbel;
 #[cfg(test)]
+mod tests_pool;
+#[cfg(test)]
 mod tests_sift;
 
 #[cfg(feature = "tokenizers")]
@@ -84,9 +93,11 @@ use crate::gumbel::{Algorithm, GumbelConfig, GumbelKey};
 use crate::key::{Key, KeyId};
 use crate::stats;
 
+mod pool;
 mod scorer;
 mod sift;
 
+pub use pool::{Doc, Place, Pool, PooledTuple};
 use scorer::Scorer;
 pub use sift::Sifted;
 
@@ -164,6 +175,10 @@ pub struct KeyResult {
     pub n_over_budget: u64,
     /// Tuples scored.
     pub n_scored: u64,
+    /// Whether the budget fixed up front was reached: `n_scored` equals
+    /// [`TestOptions::max_tuples`] (false without a budget). When not, the corpus had fewer
+    /// eligible tuples than planned and the test is weaker than the budget promised.
+    pub budget_reached: bool,
     /// Scored tuples that were green (KGW; 0 for Gumbel).
     pub n_green: u64,
     /// `n_green / n_scored` (0 when nothing was scored; KGW only).
@@ -211,6 +226,9 @@ pub struct Radioactivity {
     pub dedup: bool,
     /// The budget fixed up front, if any.
     pub max_tuples: Option<u64>,
+    /// Whether every key's tape reached the budget ([`KeyResult::budget_reached`]; false
+    /// without a budget).
+    pub budget_reached: bool,
     /// True when no budget was fixed: the p-value and the curve are exploratory.
     pub exploratory: bool,
     /// The scheme's versioned id.
@@ -535,7 +553,11 @@ impl RadioactivityTest {
 
     /// The result so far (the test can keep scoring).
     pub fn result(&self) -> Radioactivity {
-        let keys: Vec<KeyResult> = self.tapes.iter().map(|t| t.summary(&self.family)).collect();
+        let keys: Vec<KeyResult> = self
+            .tapes
+            .iter()
+            .map(|t| t.summary(&self.family, &self.options))
+            .collect();
         let (strongest, ln_p_min) =
             keys.iter()
                 .enumerate()
@@ -555,6 +577,7 @@ impl RadioactivityTest {
             log10_p_value: stats::ln_to_log10(bonferroni),
             dedup: self.options.dedup,
             max_tuples: self.options.max_tuples,
+            budget_reached: keys.iter().all(|k| k.budget_reached),
             exploratory: self.options.max_tuples.is_none(),
             scheme: self.scheme(),
             memory_bytes: self
@@ -699,7 +722,7 @@ impl Tape {
         }
     }
 
-    fn summary(&self, family: &Family) -> KeyResult {
+    fn summary(&self, family: &Family, options: &TestOptions) -> KeyResult {
         let c = self.ledger.counts;
         let ln_p = |n: u64, green: u64, score: f64| match family {
             Family::Kgw(config) => stats::binomial_tail_ln(green, n, config.effective_gamma()),
@@ -730,6 +753,7 @@ impl Tape {
             n_repeated: c.repeated,
             n_over_budget: c.over_budget,
             n_scored: c.scored,
+            budget_reached: options.max_tuples.is_some_and(|m| c.scored >= m),
             n_green: if kgw { c.green } else { 0 },
             green_fraction: if c.scored == 0 || !kgw {
                 0.0

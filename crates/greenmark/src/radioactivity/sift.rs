@@ -4,6 +4,7 @@
 //! Sifting every text and recording the results in order gives exactly the result of scoring
 //! the texts on the tape directly.
 
+use super::pool::{bad_score, valid_score};
 use super::{Ledger, Offer, RadioactivityTest};
 use crate::error::{Error, Result};
 
@@ -169,21 +170,14 @@ impl RadioactivityTest {
         ledger.seen.reserve(sifted.fingerprints.len());
         let tuples = sifted.fingerprints.iter().zip(&sifted.scores);
         for ((&fingerprint, &score), &n) in tuples.zip(occurrences) {
-            ledger.take(Offer::Eligible { fingerprint, score }, options);
-            let c = &mut ledger.counts;
-            c.seen += n - 1;
-            if ledger.seen.contains(&fingerprint) {
-                c.repeated += n - 1;
-            } else {
-                c.over_budget += n - 1;
-            }
+            ledger.take_counted(fingerprint, score, n, options);
         }
         Ok(())
     }
 
     /// Checks that `key` is a key of the test and `sifted` holds one valid score per
     /// fingerprint.
-    fn check_sifted(&self, key: usize, sifted: &Sifted) -> Result<()> {
+    pub(super) fn check_sifted(&self, key: usize, sifted: &Sifted) -> Result<()> {
         let n_keys = self.tapes.len();
         if key >= n_keys {
             return Err(Error::InvalidOption(format!(
@@ -198,23 +192,8 @@ impl RadioactivityTest {
             )));
         }
         let kgw = self.config().is_some();
-        let bad = |s: f64| {
-            if kgw {
-                s != 0.0 && s != 1.0
-            } else {
-                !(s.is_finite() && s >= 0.0)
-            }
-        };
-        if let Some(i) = sifted.scores.iter().position(|&s| bad(s)) {
-            let want = if kgw {
-                "0 or 1 (a KGW tuple is green or not)"
-            } else {
-                "finite and >= 0 (a Gumbel score is -ln(1 - u))"
-            };
-            return Err(Error::InvalidOption(format!(
-                "score {} at index {i} is not a score of this test: scores must be {want}",
-                sifted.scores[i]
-            )));
+        if let Some(i) = sifted.scores.iter().position(|&s| !valid_score(kgw, s)) {
+            return Err(bad_score(kgw, sifted.scores[i], &format!("index {i}")));
         }
         Ok(())
     }
@@ -233,7 +212,7 @@ impl RadioactivityTest {
 }
 
 /// Adds `sifted`'s left-out occurrences (excluded, filtered, copied) to `ledger`'s counts.
-fn add_left_out(ledger: &mut Ledger, sifted: &Sifted) {
+pub(super) fn add_left_out(ledger: &mut Ledger, sifted: &Sifted) {
     let c = &mut ledger.counts;
     c.excluded += sifted.n_excluded;
     c.filtered += sifted.n_filtered;

@@ -1,7 +1,7 @@
 //! The student's vocabulary: the teacher-tokenizer ids seen in its training corpus, plus two
 //! reserved ids (a text boundary and "unknown").
 
-use crate::{LmError, Result};
+use greenmark_lm::{LmError, Result};
 
 /// The student id of the text boundary: fed before every text, and predicted at its end.
 pub(crate) const BOUNDARY: u32 = 0;
@@ -20,7 +20,7 @@ pub(crate) const FIRST: u32 = 2;
 ///
 /// # Example
 /// ```
-/// use greenmark_lm::student::StudentVocab;
+/// use greenmark_experiments::student::StudentVocab;
 ///
 /// let vocab = StudentVocab::from_corpus(&[vec![30, 7, 7], vec![12]], 100)?;
 /// assert_eq!(vocab.ids(), &[7, 12, 30]);

@@ -2,7 +2,7 @@
 //! `scripts/radioactivity/students.py --students neural`, results in `docs/radioactivity.md`):
 //! a synthetic teacher ([`ZipfLm`], V = 512) answers 200 prompts with and without the
 //! watermark (gamma 0.25, delta 3, lefthash window 1); a tiny transformer
-//! ([`greenmark_lm::student`]) is trained on each set of answers. The student of the
+//! ([`greenmark_experiments::student`]) is trained on each set of answers. The student of the
 //! watermarked teacher is detected at p < 1e-6 in closed mode (its sampled text) and in open
 //! mode (its top-1 predictions reading watermarked texts), each with a budget of tuples fixed
 //! in advance; the control student, trained on the unwatermarked answers to the same prompts,
@@ -11,7 +11,7 @@
 use greenmark::radioactivity::{RadioactivityTest, TestOptions};
 use greenmark::synthetic::ZipfLm;
 use greenmark::{Key, Scheme, WatermarkConfig, Watermarker};
-use greenmark_lm::student::{Student, StudentConfig};
+use greenmark_experiments::student::{Student, StudentConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

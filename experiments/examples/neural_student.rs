@@ -3,7 +3,7 @@
 //! sample texts from it, or write its top-1 predictions while it reads texts.
 //!
 //! ```text
-//! cargo run --release -p greenmark-lm --example neural_student -- train \
+//! cargo run --release -p greenmark-experiments --example neural_student -- train \
 //!     --corpus train.jsonl --out student.safetensors [--epochs 40] [--seed 0] [--d-model 64]
 //!     [--heads 4] [--layers 2] [--mlp 256] [--context 128] [--batch 4] [--lr 2e-2]
 //!     [--weight-decay 0.01] [--grad-clip 1] [--tie-embeddings true] [--base-vocab 49152] [--log loss.jsonl]
@@ -24,7 +24,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use greenmark_lm::student::{Student, StudentConfig, TrainProgress};
+use greenmark_experiments::student::{Student, StudentConfig, TrainProgress};
 use serde_json::json;
 
 type Error = Box<dyn std::error::Error>;

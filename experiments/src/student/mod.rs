@@ -32,7 +32,7 @@
 //!
 //! # Example
 //! ```
-//! use greenmark_lm::student::{Student, StudentConfig};
+//! use greenmark_experiments::student::{Student, StudentConfig};
 //!
 //! // A corpus that alternates two tokens: the student learns to continue it.
 //! let corpus: Vec<Vec<u32>> = (0..8).map(|_| [5u32, 9].repeat(12)).collect();
@@ -71,7 +71,16 @@ use serde::{Deserialize, Serialize};
 pub use vocab::StudentVocab;
 use vocab::{BOUNDARY, FIRST, UNKNOWN};
 
-use crate::{LmError, Result};
+use greenmark_lm::{LmError, Result};
+
+/// An [`LmError::Io`] for `path`.
+fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> LmError {
+    LmError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 /// The format tag saved with a student.
 const FORMAT: &str = "greenmark-student/v1";
@@ -484,7 +493,7 @@ impl Student {
         let n = ids.len();
         tensors.insert(VOCAB_TENSOR.into(), Tensor::from_vec(ids, n, &Device::Cpu)?);
         candle_core::safetensors::save(&tensors, path)
-            .map_err(|e| LmError::io("write", path, std::io::Error::other(e.to_string())))
+            .map_err(|e| io_error("write", path, std::io::Error::other(e.to_string())))
     }
 
     /// Loads a student saved by [`Student::save`].
@@ -492,7 +501,7 @@ impl Student {
     /// Fails with [`LmError::Io`] if the file cannot be read and [`LmError::Corrupt`] if it is
     /// not a student of this format.
     pub fn load(path: &Path) -> Result<Student> {
-        std::fs::metadata(path).map_err(|e| LmError::io("read", path, e))?;
+        std::fs::metadata(path).map_err(|e| io_error("read", path, e))?;
         let corrupt = |message: String| LmError::Corrupt {
             path: path.to_path_buf(),
             message,
