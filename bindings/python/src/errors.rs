@@ -71,7 +71,9 @@ fn by_kind(err: &Error, msg: String) -> PyErr {
         | Error::InvalidVocabSize(_)
         | Error::InvalidScheme { .. }
         | Error::UnknownScheme { .. }
-        | Error::InvalidOption(_)
+        | Error::InvalidOption { .. }
+        | Error::InvalidKeys(_)
+        | Error::Unsupported(_)
         | Error::ConfigMismatch { .. }
         | Error::ModelVocab { .. }
         | Error::InvalidThreshold(_) => ConfigError::new_err(msg),

@@ -48,28 +48,12 @@ pub(crate) fn gumbel_config(
     deduplicate_contexts: &str,
     max_history: Option<usize>,
 ) -> PyResult<GumbelConfig> {
-    let bad = |what: String| to_py(Error::InvalidOption(what));
-    let mut config = GumbelConfig::new(match algorithm {
-        "gumbel" => Algorithm::Gumbel,
-        "dual_key_gumbel" => Algorithm::DualKeyGumbel,
-        other => {
-            return Err(bad(format!(
-                "algorithm must be \"gumbel\" or \"dual_key_gumbel\", got {other:?}"
-            )))
-        }
-    });
+    let mut config = GumbelConfig::new(algorithm.parse::<Algorithm>().map_err(to_py)?);
     config.alpha = alpha;
     config.context_width = context_width;
-    config.dedup = match deduplicate_contexts {
-        "none" => ContextDedup::None,
-        "single_turn" => ContextDedup::SingleTurn,
-        "all" => ContextDedup::All,
-        other => {
-            return Err(bad(format!(
-                "deduplicate_contexts must be \"none\", \"single_turn\" or \"all\", got {other:?}"
-            )))
-        }
-    };
+    config.dedup = deduplicate_contexts
+        .parse::<ContextDedup>()
+        .map_err(to_py)?;
     config.max_history = max_history;
     config.validate().map_err(to_py)?;
     Ok(config)

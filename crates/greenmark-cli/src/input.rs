@@ -98,27 +98,33 @@ pub fn string_field<'a>(value: &'a serde_json::Value, field: &str, flag: &str) -
     }
 }
 
-/// The token ids of a JSON line: a bare array, or the array in an object's `field`.
-pub fn token_ids(value: &serde_json::Value, field: &str, flag: &str) -> Result<Vec<u32>> {
-    let array = match value {
-        serde_json::Value::Array(array) => array,
-        serde_json::Value::Object(object) => match object.get(field) {
-            Some(serde_json::Value::Array(array)) => array,
-            Some(_) => bail!("field {field:?} is not an array of token ids"),
-            None => bail!(
-                "no field {field:?}; name the field holding the ids with {flag} (or give a \
-                 plain JSON array)"
-            ),
-        },
+/// The token ids of a JSON line: a bare array, or the array in an object's `field`; `hint`
+/// says how to point at the field when it is missing.
+pub fn token_ids(value: &serde_json::Value, field: &str, hint: &str) -> Result<Vec<u32>> {
+    match value {
+        serde_json::Value::Array(array) => ids_of(array, field),
+        serde_json::Value::Object(_) => token_ids_field(value, field, hint),
         _ => bail!("expected a JSON array of token ids or an object holding one"),
-    };
+    }
+}
+
+/// The token ids in the array of an object's `field` (no bare arrays: for lines that hold
+/// several arrays).
+pub fn token_ids_field(value: &serde_json::Value, field: &str, hint: &str) -> Result<Vec<u32>> {
+    match value.get(field) {
+        Some(serde_json::Value::Array(array)) => ids_of(array, field),
+        Some(_) => bail!("field {field:?} is not an array of token ids"),
+        None => bail!("no field {field:?}; {hint}"),
+    }
+}
+
+fn ids_of(array: &[serde_json::Value], field: &str) -> Result<Vec<u32>> {
     array
         .iter()
         .enumerate()
         .map(|(i, v)| {
             v.as_u64()
-                .filter(|&id| id < u64::from(u32::MAX))
-                .map(|id| id as u32)
+                .and_then(|id| u32::try_from(id).ok())
                 .with_context(|| {
                     format!("element {i} of {field:?} ({v}) is not a token id (an integer >= 0)")
                 })

@@ -359,3 +359,24 @@ fn open_mode_tests_the_gumbel_watermark_from_a_vllm_config() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("--vocab-size"), "{err}");
 }
+
+/// Gzip JSON Lines (`.jsonl.gz`) give exactly the result of the plain file.
+#[test]
+fn gzip_outputs_give_the_plain_files_result() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let texts: Vec<String> = (0..3).map(|s| watermarked_text(&key, 40, s)).collect();
+    let plain = jsonl(dir.path(), "suspect.jsonl", "text", &texts);
+    let gz = dir.path().join("suspect.jsonl.gz");
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    encoder.write_all(&std::fs::read(&plain).unwrap()).unwrap();
+    encoder.finish().unwrap();
+    let a = json(&closed(&[&key], &plain, &["--json"]));
+    let b = json(&closed(&[&key], &gz, &["--json"]));
+    assert_eq!(a["keys"], b["keys"]);
+    assert!(a["log10_p_value"].as_f64().unwrap() < -6.0, "{a}");
+}

@@ -41,9 +41,29 @@ pub enum Error {
     /// A significance threshold (a p-value) is not strictly between 0 and 1.
     #[error("the p-value threshold must be strictly between 0 and 1 (e.g. 1e-6), got {0}")]
     InvalidThreshold(f64),
-    /// A detector or search option is out of range.
-    #[error("invalid option: {0}")]
-    InvalidOption(String),
+    /// A parameter of a detector, search, sampler or test is out of range.
+    #[error("invalid {option}: {reason}")]
+    InvalidOption {
+        /// The parameter, by its name in the API (`min_tokens`, `max_tuples`, ...).
+        option: &'static str,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+    /// The keys given to a keyring or a test cannot be tested together: none, one given
+    /// twice, or keys of different kinds.
+    #[error("invalid keys: {0}")]
+    InvalidKeys(String),
+    /// A call came in an order the API does not allow (a prompt added after scoring began, a
+    /// pool merged after it was folded).
+    #[error("{0}")]
+    CallOrder(String),
+    /// Pooled or recorded tuples contradict each other (a count of 0, two scores for one
+    /// tuple): they come from different tests or were corrupted.
+    #[error("inconsistent tuples: {0}")]
+    InconsistentTuples(String),
+    /// What was asked is not supported for this scheme or setting.
+    #[error("not supported: {0}")]
+    Unsupported(String),
     /// A logits row does not have one entry per vocabulary token.
     #[error("logits row {row} has {got} entries but the watermark's vocab size is {expected}: pass the full, unpadded row or build the config with the model's vocab size")]
     RowLength {
@@ -197,6 +217,14 @@ impl std::fmt::Display for Document {
 }
 
 impl Error {
+    /// An [`Error::InvalidOption`] for the parameter `option`.
+    pub(crate) fn option(option: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidOption {
+            option,
+            reason: reason.into(),
+        }
+    }
+
     pub(crate) fn scheme(scheme: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidScheme {
             scheme,

@@ -50,6 +50,7 @@ pub mod stats;
 pub mod synthetic;
 #[cfg(feature = "tokenizers")]
 pub mod text;
+mod tuple;
 
 pub use bias::{BiasOutcome, SkipReason, Watermarker};
 pub use config::{ConfigBuilder, Scheme, WatermarkConfig};

@@ -142,7 +142,7 @@ impl Seeder {
             Scheme::SelfHash { .. } => {
                 let ctx = self.self_context(context);
                 let anchor = ctx.anchor.map_or(0, |a| u64::from(a) + 1);
-                crate::detect::fingerprint(ctx.min, 0) ^ anchor.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                crate::tuple::fingerprint(ctx.min, 0) ^ anchor.wrapping_mul(0x9e37_79b9_7f4a_7c15)
             }
             _ => self.context_seed(context),
         }

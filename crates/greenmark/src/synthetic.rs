@@ -42,9 +42,10 @@ impl ZipfLm {
             return Err(Error::InvalidVocabSize(u64::from(vocab_size)));
         }
         if !(exponent.is_finite() && exponent > 0.0) {
-            return Err(Error::InvalidOption(format!(
-                "the Zipf exponent must be finite and > 0, got {exponent}"
-            )));
+            return Err(Error::option(
+                "exponent",
+                format!("the Zipf exponent must be finite and > 0, got {exponent}"),
+            ));
         }
         let log_weights: Vec<f32> = (0..vocab_size)
             .map(|r| (-exponent * f64::from(r + 1).ln()) as f32)

@@ -271,9 +271,9 @@ fn bad_config_json() {
 fn span_search_options() {
     let d = Detector::new(&key(), WatermarkConfig::new(100).unwrap());
     let (e, m) = msg(d.find_span(&[1, 2, 3], &[], SpanOptions::with_min_tokens(0)));
-    assert!(matches!(e, Error::InvalidOption(_)));
+    assert!(matches!(e, Error::InvalidOption { .. }));
     assert_eq!(
         m,
-        "invalid option: span search needs min_tokens >= 2, got 0"
+        "invalid min_tokens: span search needs min_tokens >= 2, got 0"
     );
 }

@@ -393,11 +393,22 @@ fn score_line(
             let text = input::string_field(value, field, "--prompt-field")?;
             setup.text().encode(text)?
         }
-        (None, Some(field)) => input::token_ids(value, field, "--prompt-ids-field")?,
+        (None, Some(field)) => input::token_ids_field(
+            value,
+            field,
+            "name the field holding the prompt's ids with --prompt-ids-field",
+        )?,
         (None, None) => Vec::new(),
     };
     let (ids, normalizations) = match &args.ids_field {
-        Some(field) => (input::token_ids(value, field, "--ids-field")?, None),
+        Some(field) => (
+            input::token_ids(
+                value,
+                field,
+                "name the field holding the ids with --ids-field (or give a plain JSON array)",
+            )?,
+            None,
+        ),
         None => {
             let text = input::string_field(value, args.text_field(), "--field")?;
             let tokens = setup

@@ -10,8 +10,7 @@
 //! server's `--watermark-config` JSON): the Gumbel tape scores `-ln(1 - u)` per distinct
 //! (context, token) tuple and pools them with the exact `Gamma(n, 1)` tail.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -302,9 +301,10 @@ fn open_predictions(args: &OpenArgs, path: &Path) -> Result<()> {
     let vocab = predictions_vocab(args)?;
     let (mut test, describe) = build_test(&args.common, vocab, "--vocab-size / the key file")?;
     for_each_line(path, |value, line| {
-        let ids =
-            id_array(value, "ids").with_context(|| format!("{} line {line}", path.display()))?;
-        let preds = id_array(value, "predictions")
+        let hint = "each line needs \"ids\" and \"predictions\" arrays of token ids";
+        let ids = crate::input::token_ids_field(value, "ids", hint)
+            .with_context(|| format!("{} line {line}", path.display()))?;
+        let preds = crate::input::token_ids_field(value, "predictions", hint)
             .with_context(|| format!("{} line {line}", path.display()))?;
         test.score_predictions(&ids, &preds)
             .with_context(|| format!("{} line {line}", path.display()))
@@ -313,53 +313,25 @@ fn open_predictions(args: &OpenArgs, path: &Path) -> Result<()> {
     finish(&args.common, &describe, &test.finish(), &mode)
 }
 
-fn id_array(value: &serde_json::Value, field: &str) -> Result<Vec<u32>> {
-    let Some(array) = value.get(field).and_then(|v| v.as_array()) else {
-        bail!("no array field {field:?}: each line needs \"ids\" and \"predictions\" arrays of token ids");
-    };
-    array
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            v.as_u64()
-                .and_then(|x| u32::try_from(x).ok())
-                .with_context(|| format!("{field}[{i}] is {v}, not a token id (an integer >= 0)"))
-        })
-        .collect()
-}
-
-/// Calls `f(value, line_number)` for each non-blank JSON line of `path`.
+/// Calls `f(value, line_number)` for each non-blank JSON line of `path` (gzip or not). A
+/// pooled test must not drop a line silently: the first bad one is an error naming it.
 fn for_each_line(
     path: &Path,
     mut f: impl FnMut(&serde_json::Value, usize) -> Result<()>,
 ) -> Result<()> {
-    let file = File::open(path).with_context(|| {
-        format!(
-            "cannot open {}: give a readable JSON Lines file",
-            path.display()
-        )
-    })?;
-    let mut n = 0;
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| {
-            format!(
-                "cannot read {} line {}: is it UTF-8 JSON Lines?",
-                path.display(),
-                i + 1
-            )
-        })?;
-        if line.trim().is_empty() {
-            continue;
+    let mut input = crate::input::open(&path.to_string_lossy())?;
+    let (mut line_no, mut n) = (0usize, 0usize);
+    loop {
+        let lines = crate::input::read_json_lines(&mut input, &mut line_no, 1024)?;
+        if lines.is_empty() {
+            break;
         }
-        let value: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
-            anyhow::anyhow!(
-                "{} line {}: not valid JSON ({e}); each line must be one JSON object",
-                path.display(),
-                i + 1
-            )
-        })?;
-        f(&value, i + 1)?;
-        n += 1;
+        for (line, value) in lines {
+            let value =
+                value.map_err(|e| anyhow::anyhow!("{} line {line}: {e}", path.display()))?;
+            f(&value, line)?;
+            n += 1;
+        }
     }
     if n == 0 {
         bail!(
@@ -390,13 +362,8 @@ fn for_each_text(
 }
 
 fn count_lines(path: &Path) -> Result<u64> {
-    let file = File::open(path).with_context(|| {
-        format!(
-            "cannot open {}: give a readable JSON Lines file",
-            path.display()
-        )
-    })?;
-    Ok(BufReader::new(file).lines().count() as u64)
+    let input = crate::input::open(&path.to_string_lossy())?;
+    Ok(input.reader.lines().count() as u64)
 }
 
 fn finish(common: &Common, describe: &str, result: &Radioactivity, mode: &str) -> Result<()> {

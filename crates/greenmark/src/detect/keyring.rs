@@ -120,7 +120,7 @@ impl Keyring {
     /// docs) are kept once: the first of them.
     pub fn new(detectors: Vec<Detector>) -> Result<Keyring> {
         if detectors.is_empty() {
-            return Err(Error::InvalidOption(
+            return Err(Error::InvalidKeys(
                 "a keyring needs at least one key".to_string(),
             ));
         }

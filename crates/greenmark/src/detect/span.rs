@@ -90,10 +90,13 @@ impl Detector {
         options: SpanOptions,
     ) -> Result<SpanDetection> {
         if options.min_tokens < MIN_SPAN_TOKENS {
-            return Err(Error::InvalidOption(format!(
-                "span search needs min_tokens >= {MIN_SPAN_TOKENS}, got {}",
-                options.min_tokens
-            )));
+            return Err(Error::option(
+                "min_tokens",
+                format!(
+                    "span search needs min_tokens >= {MIN_SPAN_TOKENS}, got {}",
+                    options.min_tokens
+                ),
+            ));
         }
         let (_, scores) = self.annotate(tokens, prompt)?;
         // prefix[i] = (scored, green) among the first i tokens.

@@ -115,6 +115,26 @@ pub enum Algorithm {
     DualKeyGumbel,
 }
 
+impl std::str::FromStr for Algorithm {
+    type Err = Error;
+    /// The algorithm by vLLM's name: `gumbel` or `dual_key_gumbel` (`sbw` is refused with a
+    /// pointer to greenmark's KGW schemes).
+    fn from_str(name: &str) -> Result<Algorithm> {
+        match name {
+            "gumbel" => Ok(Algorithm::Gumbel),
+            "dual_key_gumbel" => Ok(Algorithm::DualKeyGumbel),
+            "sbw" => Err(Error::Unsupported(
+                "algorithm \"sbw\" (use greenmark's KGW schemes); expected \"gumbel\" or \"dual_key_gumbel\""
+                    .into(),
+            )),
+            other => Err(Error::option(
+                "algorithm",
+                format!("algorithm must be \"gumbel\" or \"dual_key_gumbel\", got {other:?}"),
+            )),
+        }
+    }
+}
+
 /// Which history generation searches for a repeated context before it watermarks a token
 /// (vLLM `deduplicate_contexts`). A repeated context reuses the same keyed uniforms, so
 /// watermarking it again would bias the text toward repeating itself; such a position is
@@ -133,6 +153,24 @@ pub enum ContextDedup {
     /// Search the prompt too, and never watermark the first `context_width` generated
     /// tokens: distortion-free across turns, at the cost of fewer watermarked tokens.
     All,
+}
+
+impl std::str::FromStr for ContextDedup {
+    type Err = Error;
+    /// The mode by vLLM's name: `none`, `single_turn` or `all`.
+    fn from_str(name: &str) -> Result<ContextDedup> {
+        match name {
+            "none" => Ok(ContextDedup::None),
+            "single_turn" => Ok(ContextDedup::SingleTurn),
+            "all" => Ok(ContextDedup::All),
+            other => Err(Error::option(
+                "deduplicate_contexts",
+                format!(
+                    "deduplicate_contexts must be \"none\", \"single_turn\" or \"all\", got {other:?}"
+                ),
+            )),
+        }
+    }
 }
 
 /// The generation and detection parameters of a Gumbel watermark (the key aside).
@@ -304,20 +342,10 @@ impl VllmWatermarkConfig {
                 raw.key
             ))
         })?;
-        let algorithm = match raw.algorithm.as_str() {
-            "gumbel" => Algorithm::Gumbel,
-            "dual_key_gumbel" => Algorithm::DualKeyGumbel,
-            "sbw" => {
-                return Err(parse_error(
-                    "algorithm \"sbw\" is not supported (use greenmark's KGW schemes); expected \"gumbel\" or \"dual_key_gumbel\"",
-                ))
-            }
-            other => {
-                return Err(parse_error(format!(
-                    "algorithm must be \"gumbel\" or \"dual_key_gumbel\", got {other:?}"
-                )))
-            }
-        };
+        let algorithm: Algorithm = raw
+            .algorithm
+            .parse()
+            .map_err(|e: Error| parse_error(e.to_string()))?;
         if raw.prf != "philox" {
             return Err(parse_error(format!(
                 "prf must be \"philox\" (the only PRF vLLM 0.33 has), got {:?}",

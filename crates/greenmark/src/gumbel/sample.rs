@@ -102,8 +102,9 @@ impl GumbelWatermarker {
     /// Errors on an empty row or a context of the wrong width.
     pub fn sample(&self, logits: &[f32], context: &[u32], choice: KeyChoice) -> Result<u32> {
         if logits.is_empty() {
-            return Err(Error::InvalidOption(
-                "the logits row is empty: pass one logit per vocabulary token".into(),
+            return Err(Error::option(
+                "logits",
+                "the logits row is empty: pass one logit per vocabulary token",
             ));
         }
         if context.len() != self.config.context_width {

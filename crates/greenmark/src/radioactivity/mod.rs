@@ -87,11 +87,11 @@ pub use closed::ClosedTest;
 use std::hash::BuildHasherDefault;
 
 use crate::config::WatermarkConfig;
-use crate::detect::PassThrough;
 use crate::error::{Error, Result};
 use crate::gumbel::{Algorithm, GumbelConfig, GumbelKey};
 use crate::key::{Key, KeyId};
 use crate::stats;
+use crate::tuple::PassThrough;
 
 mod pool;
 mod scorer;
@@ -339,14 +339,14 @@ fn next_checkpoint(n: u64) -> u64 {
 /// Refuses an empty key list and repeated keys.
 fn check_keys(ids: &[KeyId]) -> Result<()> {
     if ids.is_empty() {
-        return Err(Error::InvalidOption(
+        return Err(Error::InvalidKeys(
             "a radioactivity test needs at least one key".into(),
         ));
     }
     let mut sorted = ids.to_vec();
     sorted.sort_by_key(|id| *id.as_bytes());
     if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Error::InvalidOption(format!(
+        return Err(Error::InvalidKeys(format!(
             "key {} is given twice: give each key once",
             w[0]
         )));
@@ -395,22 +395,22 @@ impl RadioactivityTest {
     ) -> Result<Self> {
         config.validate()?;
         if config.algorithm != Algorithm::Gumbel {
-            return Err(Error::InvalidOption(
+            return Err(Error::Unsupported(
                 "the radioactivity tape supports algorithm `gumbel` only: the pooled tail of \
                  `dual_key_gumbel` is a moment match, not an exact p-value"
                     .into(),
             ));
         }
         if vocab_size == 0 {
-            return Err(Error::InvalidOption(
-                "vocab_size must be at least 1: give the watermarked model's vocabulary size"
-                    .into(),
+            return Err(Error::option(
+                "vocab_size",
+                "vocab_size must be at least 1: give the watermarked model's vocabulary size",
             ));
         }
         check_keys(&keys.iter().map(GumbelKey::id).collect::<Vec<_>>())?;
         let scheme = keys[0].scheme_id(config.algorithm);
         if keys.iter().any(|k| k.scheme_id(config.algorithm) != scheme) {
-            return Err(Error::InvalidOption(
+            return Err(Error::InvalidKeys(
                 "mixed vLLM and greenmark-derived Gumbel keys: test each kind on its own".into(),
             ));
         }
@@ -428,8 +428,9 @@ impl RadioactivityTest {
 
     fn with_tapes(family: Family, tapes: Vec<Tape>, options: TestOptions) -> Result<Self> {
         if options.max_tuples == Some(0) {
-            return Err(Error::InvalidOption(
-                "max_tuples must be at least 1 (or unset to score everything, exploratory)".into(),
+            return Err(Error::option(
+                "max_tuples",
+                "max_tuples must be at least 1 (or unset to score everything, exploratory)",
             ));
         }
         Ok(RadioactivityTest {
@@ -501,7 +502,7 @@ impl RadioactivityTest {
         set: impl Fn(&mut Sieve) -> &mut FingerprintSet,
     ) -> Result<()> {
         if self.started {
-            return Err(Error::InvalidOption(format!(
+            return Err(Error::CallOrder(format!(
                 "a {what} was added after scoring began: add every prompt and filter text before \
                  the first scored text (a window excluded later would make the result depend on \
                  the order)"
@@ -509,7 +510,7 @@ impl RadioactivityTest {
         }
         let h = self.window();
         if h == 0 {
-            return Err(Error::InvalidOption(format!(
+            return Err(Error::Unsupported(format!(
                 "the {} scheme has no window, so a {what} would exclude or admit every tuple: \
                  use a scheme with a window",
                 self.scheme()

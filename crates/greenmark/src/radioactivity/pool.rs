@@ -28,8 +28,8 @@ use std::hash::BuildHasherDefault;
 
 use super::sift::{add_left_out, Sifted};
 use super::{Offer, RadioactivityTest};
-use crate::detect::PassThrough;
 use crate::error::{Error, Result};
+use crate::tuple::PassThrough;
 
 /// Where an occurrence lies in the corpus: text `doc` (texts are in doc-id order), and
 /// `position`, its index among the text's sifted tuples. Places compare in corpus order.
@@ -146,7 +146,7 @@ impl Pool {
     /// test).
     pub fn add(&mut self, tuple: PooledTuple) -> Result<()> {
         if tuple.count == 0 {
-            return Err(Error::InvalidOption(format!(
+            return Err(Error::InconsistentTuples(format!(
                 "tuple {:#018x} has count 0: each pooled tuple occurs at least once",
                 tuple.fingerprint
             )));
@@ -201,7 +201,7 @@ impl Pool {
                 continue;
             };
             if let Some(m) = folded {
-                return Err(Error::InvalidOption(format!(
+                return Err(Error::CallOrder(format!(
                     "tuple {:#018x} is in both pools, and one was folded to a budget of {m}: \
                      a folded pool may have dropped occurrences the other's would move, so \
                      merge every pool of a part before folding it",
@@ -238,8 +238,9 @@ impl Pool {
     /// pools of other fingerprints.
     pub fn fold_budget(&mut self, max_tuples: u64) -> Result<()> {
         if max_tuples == 0 {
-            return Err(Error::InvalidOption(
-                "max_tuples must be at least 1 (or fold nothing to score everything)".into(),
+            return Err(Error::option(
+                "max_tuples",
+                "max_tuples must be at least 1 (or fold nothing to score everything)",
             ));
         }
         self.folded = Some(self.folded.map_or(max_tuples, |m| m.min(max_tuples)));
@@ -407,7 +408,7 @@ impl RadioactivityTest {
     pub fn record_pool(&mut self, key: usize, pool: &Pool) -> Result<()> {
         self.check_sifted(key, &Sifted::default())?;
         if !self.options.dedup {
-            return Err(Error::InvalidOption(
+            return Err(Error::Unsupported(
                 "a pool counts distinct tuples, which needs dedup: without it every \
                  occurrence is scored in corpus order, so record them one by one with \
                  record_sifted"
@@ -446,14 +447,14 @@ impl RadioactivityTest {
 /// sum fits.
 fn check_same(have: &PooledTuple, new: &PooledTuple) -> Result<()> {
     if have.score.to_bits() != new.score.to_bits() {
-        return Err(Error::InvalidOption(format!(
+        return Err(Error::InconsistentTuples(format!(
             "tuple {:#018x} is pooled with scores {} and {}: a tuple's score depends only on \
              its fingerprint, so these rows come from different tests",
             new.fingerprint, have.score, new.score
         )));
     }
     if have.count.checked_add(new.count).is_none() {
-        return Err(Error::InvalidOption(format!(
+        return Err(Error::InconsistentTuples(format!(
             "tuple {:#018x} occurs more than 2^64 - 1 times: the counts are wrong",
             new.fingerprint
         )));
@@ -477,7 +478,7 @@ pub(super) fn bad_score(kgw: bool, s: f64, at: &str) -> Error {
     } else {
         "finite and >= 0 (a Gumbel score is -ln(1 - u))"
     };
-    Error::InvalidOption(format!(
+    Error::InconsistentTuples(format!(
         "score {s} at {at} is not a score of this test: scores must be {want}"
     ))
 }

@@ -1,11 +1,11 @@
 //! How a tape identifies windows and scores tuples, per watermark family.
 
 use crate::config::{Scheme, WatermarkConfig};
-use crate::detect::fingerprint;
 use crate::gumbel::philox::PhiloxPrf;
 use crate::gumbel::{Algorithm, GumbelConfig, GumbelKey};
 use crate::key::Key;
 use crate::scheme::{mix32, Seeder};
+use crate::tuple::fingerprint;
 
 /// One key's scoring rule.
 #[derive(Debug, Clone)]

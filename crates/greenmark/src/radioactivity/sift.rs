@@ -145,7 +145,7 @@ impl RadioactivityTest {
     ) -> Result<()> {
         self.check_sifted(key, sifted)?;
         if !self.options.dedup {
-            return Err(Error::InvalidOption(
+            return Err(Error::Unsupported(
                 "occurrence counts need dedup: without it every occurrence is scored in \
                  corpus order, so record them one by one with record_sifted"
                     .into(),
@@ -159,7 +159,7 @@ impl RadioactivityTest {
             )));
         }
         if let Some(i) = occurrences.iter().position(|&c| c == 0) {
-            return Err(Error::InvalidOption(format!(
+            return Err(Error::InconsistentTuples(format!(
                 "occurrence count 0 at index {i}: each recorded tuple occurs at least once"
             )));
         }
@@ -180,9 +180,10 @@ impl RadioactivityTest {
     pub(super) fn check_sifted(&self, key: usize, sifted: &Sifted) -> Result<()> {
         let n_keys = self.tapes.len();
         if key >= n_keys {
-            return Err(Error::InvalidOption(format!(
-                "key index {key} is out of range: the test has {n_keys} key(s)"
-            )));
+            return Err(Error::option(
+                "key",
+                format!("key index {key} is out of range: the test has {n_keys} key(s)"),
+            ));
         }
         if sifted.fingerprints.len() != sifted.scores.len() {
             return Err(Error::BatchShape(format!(

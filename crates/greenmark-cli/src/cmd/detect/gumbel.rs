@@ -100,8 +100,12 @@ pub fn run(args: &Args, config_path: &Path) -> Result<bool> {
                     .with_context(|| what.clone())?;
                 encode(text, &what)?
             } else {
-                crate::input::token_ids(&value, ids_field, "--ids-field")
-                    .with_context(|| what.clone())?
+                crate::input::token_ids(
+                    &value,
+                    ids_field,
+                    "name the field holding the ids with --ids-field (or give a plain JSON array)",
+                )
+                .with_context(|| what.clone())?
             };
             report(&ids, Some(line_no), &mut out)?;
         }
