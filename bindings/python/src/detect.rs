@@ -101,8 +101,7 @@ impl PyDetection {
     /// (so p-values below 1e-308 count). Nothing scored is never significant.
     #[pyo3(signature = (threshold=1e-6))]
     fn is_significant(&self, threshold: f64) -> PyResult<bool> {
-        let threshold = greenmark::stats::check_threshold(threshold).map_err(to_py)?;
-        Ok(self.inner.is_significant(threshold))
+        significant(threshold, |t| self.inner.is_significant(t))
     }
 
     /// The statistics as a dict (annotations left out).
@@ -193,9 +192,7 @@ impl PyDetector {
         prompt: Option<&Bound<'_, PyAny>>,
         min_tokens: usize,
     ) -> PyResult<PySpanDetection> {
-        let tokens = arrays::ids(ids, "ids", &[1], None)?.data;
-        let prompt = prompt_ids(prompt)?;
-        let options = SpanOptions::with_min_tokens(min_tokens);
+        let (tokens, prompt, options) = span_args(ids, prompt, min_tokens)?;
         let d = py.enter(|| self.0.find_span(&tokens, &prompt, options))?;
         PySpanDetection::new(py, d)
     }
@@ -214,6 +211,26 @@ impl PyDetector {
     fn __repr__(&self) -> String {
         format!("Detector(config={})", self.0.config().to_json())
     }
+}
+
+/// The arguments of a span search: ids (T,), prompt ids (or none) and the options.
+pub(crate) fn span_args(
+    ids: &Bound<'_, PyAny>,
+    prompt: Option<&Bound<'_, PyAny>>,
+    min_tokens: usize,
+) -> PyResult<(Vec<u32>, Vec<u32>, SpanOptions)> {
+    let tokens = arrays::ids(ids, "ids", &[1], None)?.data;
+    Ok((
+        tokens,
+        prompt_ids(prompt)?,
+        SpanOptions::with_min_tokens(min_tokens),
+    ))
+}
+
+/// A verdict at a user's threshold: the threshold checked by the core's rule, then `verdict`.
+pub(crate) fn significant(threshold: f64, verdict: impl FnOnce(f64) -> bool) -> PyResult<bool> {
+    let threshold = greenmark::stats::check_threshold(threshold).map_err(to_py)?;
+    Ok(verdict(threshold))
 }
 
 /// Prompt ids (T,), or none.
@@ -283,8 +300,7 @@ impl PySpanDetection {
     /// Whether a watermarked span is detected at `threshold`, on the corrected p-value.
     #[pyo3(signature = (threshold=1e-6))]
     fn is_significant(&self, threshold: f64) -> PyResult<bool> {
-        let threshold = greenmark::stats::check_threshold(threshold).map_err(to_py)?;
-        Ok(self.inner.is_significant(threshold))
+        significant(threshold, |t| self.inner.is_significant(t))
     }
 
     /// The result as a dict; the span's own p-values are named `uncorrected_*`.

@@ -1,10 +1,12 @@
 //! `greenmark.Keyring` and the `greenmark.KeyringDetection` it returns.
 
-use greenmark::{Detection, Keyring, KeyringDetection, SpanDetection, SpanOptions};
+use greenmark::{Detection, Keyring, KeyringDetection, SpanDetection};
 use pyo3::prelude::*;
 
 use crate::arrays;
-use crate::detect::{json_dict, prompt_ids, PyDetection, PyDetector, PySpanDetection};
+use crate::detect::{
+    json_dict, prompt_ids, significant, span_args, PyDetection, PyDetector, PySpanDetection,
+};
 use crate::errors::{to_py, type_error, EnterGreenmark};
 
 /// Several detectors run on the same ids, with one p-value corrected for their number
@@ -64,10 +66,9 @@ impl PyKeyringDetection {
     /// Whether any key's watermark is detected at `threshold`, on the corrected p-value.
     #[pyo3(signature = (threshold=1e-6))]
     fn is_significant(&self, threshold: f64) -> PyResult<bool> {
-        let threshold = greenmark::stats::check_threshold(threshold).map_err(to_py)?;
-        Ok(match &self.inner {
-            Inner::Whole(d) => d.is_significant(threshold),
-            Inner::Span(d) => d.is_significant(threshold),
+        significant(threshold, |t| match &self.inner {
+            Inner::Whole(d) => d.is_significant(t),
+            Inner::Span(d) => d.is_significant(t),
         })
     }
 
@@ -158,9 +159,7 @@ impl PyKeyring {
         prompt: Option<&Bound<'_, PyAny>>,
         min_tokens: usize,
     ) -> PyResult<PyKeyringDetection> {
-        let tokens = arrays::ids(ids, "ids", &[1], None)?.data;
-        let prompt = prompt_ids(prompt)?;
-        let options = SpanOptions::with_min_tokens(min_tokens);
+        let (tokens, prompt, options) = span_args(ids, prompt, min_tokens)?;
         let d = py.enter(|| self.0.find_span(&tokens, &prompt, options))?;
         let keys = d
             .keys
