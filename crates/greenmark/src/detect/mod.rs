@@ -179,15 +179,13 @@ impl Detector {
         self.key_id
     }
 
-    /// Whether `other` makes exactly the same calls on every input: the same key, vocabulary,
-    /// gamma threshold, scheme and dedup (`delta` and `skip_repeated_windows` only matter to
-    /// generation).
+    /// Whether `other` makes exactly the same calls on every input: the same key and dedup,
+    /// and configs that score alike ([`WatermarkConfig::check_same_detection`]: `delta` and
+    /// `skip_repeated_windows` only matter to generation).
     pub fn scores_like(&self, other: &Detector) -> bool {
         self.key_id == other.key_id
-            && self.threshold == other.threshold
             && self.dedup == other.dedup
-            && self.config.vocab_size() == other.config.vocab_size()
-            && self.config.scheme() == other.config.scheme()
+            && self.config.check_same_detection(&other.config).is_ok()
     }
 
     /// Scores `tokens`. `prompt` (possibly empty) is the text that preceded them: it provides
