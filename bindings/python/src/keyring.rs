@@ -1,12 +1,11 @@
 //! `greenmark.Keyring` and the `greenmark.KeyringDetection` it returns.
 
-use greenmark::{Detection, Keyring, KeyringDetection, SpanDetection};
+use greenmark::detect::Scored;
+use greenmark::{Keyring, KeyringDetection};
 use pyo3::prelude::*;
 
 use crate::arrays;
-use crate::detect::{
-    json_dict, prompt_ids, significant, span_args, PyDetection, PyDetector, PySpanDetection,
-};
+use crate::detect::{prompt_ids, significant, span_args, PyDetection, PyDetector, PySpanDetection};
 use crate::errors::{to_py, type_error, EnterGreenmark};
 
 /// Several detectors run on the same ids, with one p-value corrected for their number
@@ -19,7 +18,9 @@ pub(crate) struct PyKeyring(Keyring);
 /// strongest key, and the corrected p-value.
 #[pyclass(name = "KeyringDetection", module = "greenmark._greenmark", frozen)]
 pub(crate) struct PyKeyringDetection {
-    inner: Inner,
+    inner: Scored,
+    /// The core result's JSON (what `to_dict` returns).
+    json: String,
     /// One result per key, in the keyring's order (`Detection`, or `SpanDetection` from
     /// `find_span`); their p-values are uncorrected.
     #[pyo3(get)]
@@ -41,23 +42,25 @@ pub(crate) struct PyKeyringDetection {
     log10_p_value: f64,
 }
 
-/// The core's result, whole-text or span.
-enum Inner {
-    Whole(KeyringDetection<Detection>),
-    Span(KeyringDetection<SpanDetection>),
-}
-
 impl PyKeyringDetection {
-    fn new<T>(d: &KeyringDetection<T>, inner: Inner, keys: Vec<Py<PyAny>>, key_id: String) -> Self {
-        PyKeyringDetection {
+    fn new<T: serde::Serialize>(
+        d: &KeyringDetection<T>,
+        inner: Scored,
+        keys: Vec<Py<PyAny>>,
+        key_id: String,
+    ) -> PyResult<Self> {
+        let json = serde_json::to_string(d)
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+        Ok(PyKeyringDetection {
             inner,
+            json,
             keys,
             strongest_key: d.strongest_key,
             key_id,
             p_value: d.p_value,
             ln_p_value: d.ln_p_value,
             log10_p_value: d.log10_p_value,
-        }
+        })
     }
 }
 
@@ -66,19 +69,13 @@ impl PyKeyringDetection {
     /// Whether any key's watermark is detected at `threshold`, on the corrected p-value.
     #[pyo3(signature = (threshold=1e-6))]
     fn is_significant(&self, threshold: f64) -> PyResult<bool> {
-        significant(threshold, |t| match &self.inner {
-            Inner::Whole(d) => d.is_significant(t),
-            Inner::Span(d) => d.is_significant(t),
-        })
+        significant(threshold, |t| self.inner.is_significant(t))
     }
 
     /// The result as a dict, as the CLI's `--json` prints it: each key's p-values named
     /// `uncorrected_*`.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        match &self.inner {
-            Inner::Whole(d) => json_dict(py, d),
-            Inner::Span(d) => json_dict(py, d),
-        }
+        py.import("json")?.call_method1("loads", (&self.json,))
     }
 
     fn __repr__(&self) -> String {
@@ -142,12 +139,7 @@ impl PyKeyring {
             .map(|k| Ok(Py::new(py, PyDetection::new(k.clone()))?.into_any()))
             .collect::<PyResult<Vec<_>>>()?;
         let key_id = d.keys[d.strongest_key].key_id.to_string();
-        Ok(PyKeyringDetection::new(
-            &d,
-            Inner::Whole(d.clone()),
-            keys,
-            key_id,
-        ))
+        PyKeyringDetection::new(&d, Scored::Whole(d.clone()), keys, key_id)
     }
 
     /// Searches ids (T,) for a watermarked span under every key (see `Detector.find_span`).
@@ -167,12 +159,7 @@ impl PyKeyring {
             .map(|k| Ok(Py::new(py, PySpanDetection::new(py, k.clone())?)?.into_any()))
             .collect::<PyResult<Vec<_>>>()?;
         let key_id = d.keys[d.strongest_key].span.key_id.to_string();
-        Ok(PyKeyringDetection::new(
-            &d,
-            Inner::Span(d.clone()),
-            keys,
-            key_id,
-        ))
+        PyKeyringDetection::new(&d, Scored::Span(d.clone()), keys, key_id)
     }
 
     fn __repr__(&self) -> String {

@@ -18,7 +18,8 @@ use rayon::prelude::*;
 
 use super::{detection_config, load_key_file, parse_threshold, usage, TokenizerArgs};
 use crate::input::{self, Input};
-use output::{Scored, Scoring};
+use greenmark::detect::Scored;
+use output::Scoring;
 
 /// Lines scored together (in parallel) before their results are printed: memory stays
 /// bounded by one chunk of lines.
@@ -289,12 +290,8 @@ fn score_ids(
     span: bool,
     min_span: u64,
 ) -> greenmark::Result<Scored> {
-    if span {
-        let options = SpanOptions::with_min_tokens(min_span as usize);
-        Ok(Scored::Span(setup.keyring.find_span(ids, prompt, options)?))
-    } else {
-        Ok(Scored::Whole(setup.keyring.detect(ids, prompt)?))
-    }
+    let options = span.then(|| SpanOptions::with_min_tokens(min_span as usize));
+    setup.keyring.score(ids, prompt, options)
 }
 
 /// One JSON line's outcome: what was scored, or why it could not be.

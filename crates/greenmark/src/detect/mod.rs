@@ -24,9 +24,11 @@
 //! ```
 
 mod keyring;
+mod scored;
 mod span;
 
 pub use keyring::{Keyring, KeyringDetection};
+pub use scored::Scored;
 pub use span::{SpanDetection, SpanOptions, MIN_SPAN_TOKENS};
 
 use std::hash::BuildHasherDefault;

@@ -5,78 +5,12 @@
 use std::io::Write;
 
 use anyhow::Result;
+use greenmark::detect::Scored;
 use greenmark::text::Applied;
-use greenmark::{Detection, KeyringDetection, SpanDetection};
 
 use super::Setup;
 use crate::cmd::{describe_normalizations, normalizations_json};
 use crate::table::{format_p_value, format_threshold};
-
-/// One text's result: under every key, over the whole text or the best span.
-#[derive(Debug)]
-pub enum Scored {
-    /// Whole-text detections.
-    Whole(KeyringDetection<Detection>),
-    /// Span searches.
-    Span(KeyringDetection<SpanDetection>),
-}
-
-impl Scored {
-    /// The verdict on the corrected p-value.
-    pub fn is_significant(&self, threshold: f64) -> bool {
-        match self {
-            Scored::Whole(k) => k.is_significant(threshold),
-            Scored::Span(k) => k.is_significant(threshold),
-        }
-    }
-
-    /// The strongest key's index.
-    fn strongest(&self) -> usize {
-        match self {
-            Scored::Whole(k) => k.strongest_key,
-            Scored::Span(k) => k.strongest_key,
-        }
-    }
-
-    /// The counts behind the verdict: the strongest key's, in its span for span search.
-    fn counts(&self) -> &Detection {
-        match self {
-            Scored::Whole(k) => &k.keys[k.strongest_key],
-            Scored::Span(k) => &k.keys[k.strongest_key].span,
-        }
-    }
-
-    /// The corrected p-value and its base-10 log.
-    fn p(&self) -> (f64, f64) {
-        match self {
-            Scored::Whole(k) => (k.p_value, k.log10_p_value),
-            Scored::Span(k) => (k.p_value, k.log10_p_value),
-        }
-    }
-
-    /// Each key's own (uncorrected) base-10 log p-value, with its key id.
-    fn per_key(&self) -> Vec<(String, f64)> {
-        match self {
-            Scored::Whole(k) => k
-                .keys
-                .iter()
-                .map(|d| (d.key_id.to_string(), d.log10_p_value))
-                .collect(),
-            Scored::Span(k) => k
-                .keys
-                .iter()
-                .map(|d| (d.span.key_id.to_string(), d.log10_p_value))
-                .collect(),
-        }
-    }
-
-    fn span(&self) -> Option<&SpanDetection> {
-        match self {
-            Scored::Span(k) => Some(&k.keys[k.strongest_key]),
-            Scored::Whole(_) => None,
-        }
-    }
-}
 
 /// What every printed result shares: the threshold and which columns apply.
 #[derive(Debug)]
@@ -100,12 +34,8 @@ fn verdict(scored: &Scored, threshold: f64) -> &'static str {
 }
 
 impl Scoring {
-    /// One result as a JSON object. One key, whole text: the detection's fields as before.
-    /// Span search: the span result (`start`, `end`, `windows_tried`, the corrected p-value,
-    /// the span's own counts with `uncorrected_*` p-values). Several keys: every key's result
-    /// with `uncorrected_*` p-values, `strongest_key`, `key_id` of the key that fired, and the
-    /// corrected p-value. Always: `threshold`, `watermarked`, and `line` and `normalizations`
-    /// where they apply.
+    /// One result as a JSON object: the core's fields ([`Scored::to_json`]), with `line` and
+    /// `normalizations` where they apply.
     pub fn json_record(
         &self,
         scored: &Scored,
@@ -113,30 +43,16 @@ impl Scoring {
         normalizations: Option<&[Applied]>,
         line: Option<usize>,
     ) -> Result<serde_json::Value> {
-        let mut value = match scored {
-            Scored::Whole(k) if k.keys.len() == 1 => serde_json::to_value(&k.keys[0])?,
-            Scored::Span(k) if k.keys.len() == 1 => serde_json::to_value(&k.keys[0])?,
-            Scored::Whole(k) => serde_json::to_value(k)?,
-            Scored::Span(k) => serde_json::to_value(k)?,
-        };
+        let mut value = scored.to_json(n_tokens, self.threshold);
         let object = value
             .as_object_mut()
-            .expect("a detection serializes as an object");
-        let counts = scored.counts();
-        object.insert("n_tokens".into(), n_tokens.into());
-        object.insert("key_id".into(), counts.key_id.to_string().into());
-        object.insert("scheme".into(), counts.scheme.into());
+            .expect("a result serializes as an object");
         if let Some(line) = line {
             object.insert("line".into(), line.into());
         }
         if let Some(applied) = normalizations {
             object.insert("normalizations".into(), normalizations_json(applied));
         }
-        object.insert("threshold".into(), self.threshold.into());
-        object.insert(
-            "watermarked".into(),
-            scored.is_significant(self.threshold).into(),
-        );
         Ok(value)
     }
 
@@ -173,7 +89,7 @@ impl Scoring {
             d.n_scored,
             d.green_fraction,
             d.z_score,
-            scored.p().1
+            scored.log10_p_value()
         )?;
         if let Some(span) = scored.span() {
             write!(out, "{:>13}  ", format!("{}-{}", span.start, span.end))?;
@@ -196,8 +112,8 @@ impl Scoring {
         setup: &Setup,
     ) -> Result<()> {
         let d = scored.counts();
-        let config = setup.keyring.detectors()[scored.strongest()].config();
-        let (p, log10) = scored.p();
+        let config = setup.keyring.detectors()[scored.strongest_key()].config();
+        let (p, log10) = (scored.p_value(), scored.log10_p_value());
         let mut lines = vec![("input", name.to_string())];
         let keys = setup.keyring.detectors().len();
         if keys > 1 {
