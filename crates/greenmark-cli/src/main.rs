@@ -55,6 +55,8 @@ enum Command {
     /// Test whether a suspect model was trained on watermarked text (closed: its outputs;
     /// open: its predictions on watermarked texts).
     Radioactivity(cmd::radioactivity::Args),
+    /// Run the detection service: a JSON HTTP API (`POST /v1/detect`) for other teams.
+    Serve(cmd::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Detect(args) => cmd::detect::run(args),
         Command::Report(args) => cmd::report::run(args).map(|()| false),
         Command::Radioactivity(args) => cmd::radioactivity::run(args).map(|()| false),
+        Command::Serve(args) => cmd::serve::run(args).map(|()| false),
     };
     match result {
         Ok(false) => ExitCode::SUCCESS,

@@ -1,0 +1,124 @@
+//! The service's configuration file (`serve.toml`).
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! tokenizer = "tokenizer.json"        # the watermarked model's tokenizer
+//! keys = ["current.key", "previous.key"]
+//! threshold = 1e-6
+//!
+//! [[tokens]]                          # bearer tokens, stored as SHA-256 hex, never in clear
+//! sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+//! role = "trusted"                    # or "public": the verdict and p-value only
+//!
+//! [limits]
+//! max_body_bytes = 1048576
+//! max_batch = 256
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::ServeError;
+
+/// What a bearer token may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The verdict and the p-value only. Per-token detail would make the service an oracle
+    /// for stealing the watermark (learning the green lists one query at a time).
+    Public,
+    /// Every field `greenmark detect --json` prints.
+    Trusted,
+}
+
+/// One accepted bearer token: the SHA-256 of the token (hex), and its role.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// SHA-256 of the token, 64 hex digits (`printf %s TOKEN | sha256sum`).
+    pub sha256: String,
+    /// What the token may see.
+    pub role: Role,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body in bytes (default 1 MiB); larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Most inputs in one batch request (default 256).
+    pub max_batch: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_batch: 256,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address to listen on (default `127.0.0.1:8080`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The watermarked model's tokenizer: a `tokenizer.json`.
+    pub tokenizer: PathBuf,
+    /// Key files (with their configs), tested together with a corrected p-value.
+    pub keys: Vec<PathBuf>,
+    /// The p-value below which a text is called watermarked (default 1e-6).
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+    /// Accepted bearer tokens. None: every request is refused (401).
+    #[serde(default)]
+    pub tokens: Vec<TokenEntry>,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_threshold() -> f64 {
+    1e-6
+}
+
+impl ServeConfig {
+    /// Parses a config's TOML text; relative paths are resolved against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<ServeConfig, ServeError> {
+        let mut config: ServeConfig =
+            toml::from_str(text).map_err(|e| ServeError::Config(e.message().to_string()))?;
+        config.tokenizer = base.join(&config.tokenizer);
+        for key in &mut config.keys {
+            *key = base.join(&*key);
+        }
+        if config.keys.is_empty() {
+            return Err(ServeError::Config(
+                "keys is empty: list the key files to detect with".into(),
+            ));
+        }
+        if config.limits.max_batch == 0 || config.limits.max_body_bytes == 0 {
+            return Err(ServeError::Config(
+                "limits.max_batch and limits.max_body_bytes must be at least 1".into(),
+            ));
+        }
+        greenmark::stats::check_threshold(config.threshold)?;
+        Ok(config)
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<ServeConfig, ServeError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServeError::Config(format!("cannot read {}: {e}", path.display())))?;
+        ServeConfig::parse(&text, path.parent().unwrap_or(Path::new(".")))
+    }
+}

@@ -1,0 +1,53 @@
+//! # greenmark-serve
+//!
+//! The detection service an operator runs: a JSON HTTP API over the core's one detection
+//! model ([`greenmark::Keyring::score`]), so a service answer carries the same fields as
+//! `greenmark detect --json`.
+//!
+//! - `GET /healthz`: `{"status": "ok"}`.
+//! - `POST /v1/detect`: `{"text": ...}` or `{"ids": [...]}`, with `prompt` (text) or
+//!   `prompt_ids`, `span` and `min_span_tokens`; or `{"inputs": [...]}` for a batch.
+//!
+//! Access is by bearer token, stored in the config as its SHA-256 and compared in constant
+//! time. A `public` token gets the verdict and the p-value only; a `trusted` token gets every
+//! field. Errors are JSON (`{"error": {"code", "message"}}`) with a 4xx status; no message
+//! ever holds a key's secret.
+#![deny(missing_docs)]
+
+mod api;
+pub mod auth;
+pub mod config;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use api::{router, Service};
+pub use config::{Role, ServeConfig};
+
+/// What can go wrong when the service starts.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The config file is unreadable or invalid.
+    #[error("invalid serve config: {0}")]
+    Config(String),
+    /// A key file, the tokenizer or a value the core checks is bad.
+    #[error(transparent)]
+    Core(#[from] greenmark::Error),
+    /// The listening socket failed.
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves `service` on `listener` until `shutdown` resolves, then finishes the requests in
+/// flight (graceful shutdown).
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    service: Arc<Service>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    axum::serve(listener, router(service))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
