@@ -221,12 +221,10 @@ impl Service {
         let mut record = scored.to_json(ids.len(), self.threshold);
         let object = record.as_object_mut().expect("a record is an object");
         if let Some(applied) = normalizations {
-            let applied: Vec<Value> = applied
-                .iter()
-                .filter(|a| a.count > 0)
-                .map(|a| json!({"what": a.what.to_string(), "count": a.count}))
-                .collect();
-            object.insert("normalizations".into(), applied.into());
+            object.insert(
+                "normalizations".into(),
+                greenmark::text::normalizations_json(&applied),
+            );
         }
         if role == Role::Public {
             object.retain(|field, _| PUBLIC_FIELDS.contains(&field.as_str()));

@@ -154,12 +154,3 @@ pub fn describe_normalizations(applied: &[greenmark::text::Applied]) -> String {
         parts.join(", ")
     }
 }
-
-/// The normalizations applied as JSON: `[{"what": ..., "count": ...}]`.
-pub fn normalizations_json(applied: &[greenmark::text::Applied]) -> serde_json::Value {
-    applied
-        .iter()
-        .filter(|a| a.count > 0)
-        .map(|a| serde_json::json!({"what": a.what.to_string(), "count": a.count}))
-        .collect()
-}

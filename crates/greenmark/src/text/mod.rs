@@ -321,6 +321,17 @@ fn char_cut(buf: &[u8]) -> usize {
         .unwrap_or(buf.len())
 }
 
+/// The normalizations that changed something, as the JSON every front-end prints:
+/// `[{"what": ..., "count": ...}]` (the CLI's `--json`, the service).
+#[cfg(feature = "serde")]
+pub fn normalizations_json(applied: &[Applied]) -> serde_json::Value {
+    applied
+        .iter()
+        .filter(|a| a.count > 0)
+        .map(|a| serde_json::json!({"what": a.what, "count": a.count}))
+        .collect()
+}
+
 /// Reads a `tokenizer.json`, naming the path in any error.
 pub fn load_tokenizer_json(path: &Path) -> Result<Tokenizer> {
     Tokenizer::from_file(path)

@@ -9,8 +9,9 @@ use greenmark::detect::Scored;
 use greenmark::text::Applied;
 
 use super::Setup;
-use crate::cmd::{describe_normalizations, normalizations_json};
+use crate::cmd::describe_normalizations;
 use crate::table::{format_p_value, format_threshold};
+use greenmark::text::normalizations_json;
 
 /// What every printed result shares: the threshold and which columns apply.
 #[derive(Debug)]
