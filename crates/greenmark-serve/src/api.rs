@@ -1,40 +1,36 @@
-//! The HTTP API: request parsing, limits, access, and the one detection model behind it.
+//! The HTTP API's frame: the service state, the routes, access (tokens and rates), body
+//! limits, timeouts, metrics and JSON errors. Each endpoint lives in its own module.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::{to_bytes, Body};
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use greenmark::text::TextDetector;
-use greenmark::{Detector, KeyFile, Keyring, SpanOptions};
-use serde::Deserialize;
+use greenmark::{Detector, KeyFile, Keyring};
 use serde_json::{json, Value};
 
-use crate::auth::Tokens;
+use crate::auth::{Caller, Tokens};
 use crate::config::{Limits, Role, ServeConfig};
-use crate::ServeError;
-
-/// The fields a `public` token sees: the verdict and the p-value.
-const PUBLIC_FIELDS: [&str; 6] = [
-    "watermarked",
-    "p_value",
-    "ln_p_value",
-    "log10_p_value",
-    "threshold",
-    "key_id",
-];
+use crate::metrics::Metrics;
+use crate::radioactivity::{keys_for_test, RadioactivityKeys};
+use crate::{detect, docs, radioactivity, ServeError};
 
 /// Everything a request needs, built once at start-up.
 #[derive(Debug)]
 pub struct Service {
-    keyring: Keyring,
-    text: TextDetector,
-    tokens: Tokens,
-    threshold: f64,
-    limits: Limits,
+    pub(crate) keyring: Keyring,
+    pub(crate) text: TextDetector,
+    pub(crate) tokens: Tokens,
+    pub(crate) threshold: f64,
+    pub(crate) limits: Limits,
+    pub(crate) metrics: Metrics,
+    pub(crate) radioactivity: RadioactivityKeys,
 }
 
 impl Service {
@@ -44,7 +40,7 @@ impl Service {
         let tokenizer = greenmark::text::load_tokenizer_json(&config.tokenizer)?;
         let vocab = tokenizer.get_vocab_size(true);
         let mut detectors = Vec::with_capacity(config.keys.len());
-        let mut first = None;
+        let mut keys = Vec::with_capacity(config.keys.len());
         for path in &config.keys {
             let file = KeyFile::load(path)?;
             if file.config.is_none() {
@@ -56,179 +52,227 @@ impl Service {
             }
             let wm = file.config_for_tokenizer(vocab)?;
             detectors.push(Detector::new(&file.key, wm.clone()));
-            first.get_or_insert((file.key, wm));
+            keys.push((file.key, wm));
         }
-        let (key, wm) = first.ok_or_else(|| ServeError::Config("keys is empty".into()))?;
+        let (key, wm) = keys
+            .first()
+            .cloned()
+            .ok_or_else(|| ServeError::Config("keys is empty".into()))?;
         Ok(Service {
             keyring: Keyring::new(detectors)?,
             text: TextDetector::new(tokenizer, &key, wm)?,
+            radioactivity: keys_for_test(keys),
             tokens: Tokens::new(&config.tokens)?,
             threshold: config.threshold,
             limits: config.limits.clone(),
+            metrics: Metrics::default(),
         })
     }
 }
 
+/// The routes the service answers; any other path counts as `other` in the metrics.
+pub(crate) const ROUTES: [&str; 8] = [
+    "/",
+    "/page.js",
+    "/page.css",
+    "/healthz",
+    "/metrics",
+    "/openapi.json",
+    "/v1/detect",
+    "/v1/radioactivity",
+];
+
 /// The service's routes.
 pub fn router(service: Arc<Service>) -> Router {
     Router::new()
+        .route("/", get(docs::page))
+        .route("/page.js", get(docs::script))
+        .route("/page.css", get(docs::style))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/v1/detect", post(detect))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(docs::openapi))
+        .route("/v1/detect", post(detect::detect))
+        .route("/v1/radioactivity", post(radioactivity::radioactivity))
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint: see GET /openapi.json",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method: see GET /openapi.json",
+            )
+        })
+        .layer(middleware::from_fn_with_state(Arc::clone(&service), track))
         .with_state(service)
 }
 
-/// A JSON error response: `{"error": {"code", "message"}}`.
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = json!({"error": {"code": code, "message": message.into()}});
-    (status, Json(body)).into_response()
+/// The error code of a refused request, for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rejection(pub &'static str);
+
+/// A refused request, answered as JSON: `{"error": {"code", "message"}}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
 }
 
-/// One text to detect in.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Input {
-    text: Option<String>,
-    ids: Option<Vec<u32>>,
-    prompt: Option<String>,
-    prompt_ids: Option<Vec<u32>>,
-    #[serde(default)]
-    span: bool,
-    min_span_tokens: Option<usize>,
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response.extensions_mut().insert(Rejection(self.code));
+        response
+    }
 }
 
-/// Several texts.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Batch {
-    inputs: Vec<Input>,
+/// A refusal with `status`, a stable `code` and a message that says what to fix.
+pub(crate) fn error(
+    status: StatusCode,
+    code: &'static str,
+    message: impl Into<String>,
+) -> ApiError {
+    ApiError {
+        status,
+        code,
+        message: message.into(),
+        retry_after: None,
+    }
 }
 
-async fn detect(State(service): State<Arc<Service>>, headers: HeaderMap, body: Body) -> Response {
+/// Times every request, bounds it by the request timeout, and counts it.
+async fn track(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let path = request.uri().path();
+    let route = ROUTES
+        .iter()
+        .find(|&&r| r == path)
+        .copied()
+        .unwrap_or("other");
+    let in_flight = service.metrics.start();
+    let timeout = service.limits.request_timeout();
+    let response = match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!(
+                "the request took over {} s (limits.request_timeout_secs): send the body \
+                 faster, or split the work",
+                timeout.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    };
+    drop(in_flight);
+    let rejection = response.extensions().get::<Rejection>().map(|r| r.0);
+    service.metrics.record(
+        route,
+        response.status().as_u16(),
+        rejection,
+        start.elapsed(),
+    );
+    response
+}
+
+/// The caller of a request, if their token is valid and within its rate; otherwise the
+/// 401 or 429 to answer.
+pub(crate) fn admit(service: &Service, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let Some(role) = service.tokens.role(authorization) else {
-        return error(
+    let Some(caller) = service.tokens.caller(authorization) else {
+        return Err(error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "give a valid token: Authorization: Bearer TOKEN",
-        );
+        ));
     };
-    let max = service.limits.max_body_bytes;
+    if let Err(wait) = service.tokens.admit(caller) {
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut refusal = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("this token is over its request rate: retry in {seconds} s"),
+        );
+        refusal.retry_after = Some(seconds);
+        return Err(refusal);
+    }
+    Ok(caller)
+}
+
+/// [`admit`], and only a trusted caller.
+pub(crate) fn admit_trusted(
+    service: &Service,
+    headers: &HeaderMap,
+    what: &str,
+) -> Result<Caller, ApiError> {
+    let caller = admit(service, headers)?;
+    if caller.role != Role::Trusted {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("{what} needs a trusted token"),
+        ));
+    }
+    Ok(caller)
+}
+
+/// The request body as JSON, at most `max` bytes.
+pub(crate) async fn read_json(body: Body, max: usize) -> Result<Value, ApiError> {
     let Ok(bytes) = to_bytes(body, max).await else {
-        return error(
+        return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("the request body is over {max} bytes (or was cut off)"),
-        );
+        ));
     };
-    let value: Value = match serde_json::from_slice(&bytes) {
-        Ok(value) => value,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_json",
-                format!("not JSON: {e}"),
-            )
-        }
-    };
-    let batch = value.get("inputs").is_some();
-    let inputs = if batch {
-        match serde_json::from_value::<Batch>(value) {
-            Ok(b) => b.inputs,
-            Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
-        }
-    } else {
-        match serde_json::from_value::<Input>(value) {
-            Ok(input) => vec![input],
-            Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
-        }
-    };
-    if inputs.len() > service.limits.max_batch {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
-            format!(
-                "{} inputs, the limit is {}: split the batch",
-                inputs.len(),
-                service.limits.max_batch
-            ),
-        );
-    }
-    let work = Arc::clone(&service);
-    let records = tokio::task::spawn_blocking(move || {
-        inputs
-            .iter()
-            .map(|input| work.score(input, role))
-            .collect::<Vec<_>>()
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("not JSON: {e}"),
+        )
     })
-    .await;
-    let Ok(records) = records else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "detection failed unexpectedly",
-        );
-    };
-    if batch {
-        let results: Vec<Value> = records
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(
-                    |message| json!({"error": {"code": "bad_input", "message": message}}),
-                )
-            })
-            .collect();
-        return Json(json!({ "results": results })).into_response();
-    }
-    match records.into_iter().next() {
-        Some(Ok(record)) => Json(record).into_response(),
-        Some(Err(message)) => error(StatusCode::UNPROCESSABLE_ENTITY, "bad_input", message),
-        None => error(StatusCode::BAD_REQUEST, "bad_request", "no input"),
-    }
 }
 
-impl Service {
-    /// One input's record (the fields `greenmark detect --json` prints), cut to what `role`
-    /// may see, or why it cannot be scored.
-    fn score(&self, input: &Input, role: Role) -> Result<Value, String> {
-        let prompt = match (&input.prompt, &input.prompt_ids) {
-            (Some(_), Some(_)) => return Err("give prompt or prompt_ids, not both".into()),
-            (Some(text), None) => self.text.encode(text).map_err(|e| e.to_string())?,
-            (None, Some(ids)) => ids.clone(),
-            (None, None) => Vec::new(),
-        };
-        let (ids, normalizations) = match (&input.text, &input.ids) {
-            (Some(_), Some(_)) => return Err("give text or ids, not both".into()),
-            (None, None) => {
-                return Err("give the text to check (text) or its token ids (ids)".into())
-            }
-            (Some(text), None) => {
-                let tokens = self.text.tokens(text).map_err(|e| e.to_string())?;
-                (tokens.ids, Some(tokens.normalizations))
-            }
-            (None, Some(ids)) => (ids.clone(), None),
-        };
-        let span = match (input.span, input.min_span_tokens) {
-            (false, Some(_)) => return Err("min_span_tokens needs \"span\": true".into()),
-            (false, None) => None,
-            (true, n) => Some(n.map_or_else(SpanOptions::default, SpanOptions::with_min_tokens)),
-        };
-        let scored = self
-            .keyring
-            .score(&ids, &prompt, span)
-            .map_err(|e| e.to_string())?;
-        let mut record = scored.to_json(ids.len(), self.threshold);
-        let object = record.as_object_mut().expect("a record is an object");
-        if let Some(applied) = normalizations {
-            object.insert(
-                "normalizations".into(),
-                greenmark::text::normalizations_json(&applied),
-            );
-        }
-        if role == Role::Public {
-            object.retain(|field, _| PUBLIC_FIELDS.contains(&field.as_str()));
-        }
-        Ok(record)
-    }
+/// Runs CPU-bound work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|_| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the work failed unexpectedly",
+        )
+    })
+}
+
+/// `GET /metrics`: the counters, for a trusted token (a scrape config takes a bearer token).
+async fn metrics(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admit_trusted(&service, &headers, "/metrics")?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        service.metrics.render(),
+    )
+        .into_response())
 }

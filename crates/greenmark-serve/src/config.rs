@@ -9,10 +9,14 @@
 //! [[tokens]]                          # bearer tokens, stored as SHA-256 hex, never in clear
 //! sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 //! role = "trusted"                    # or "public": the verdict and p-value only
+//! requests_per_second = 50            # this holder's rate (default: unlimited)
+//! burst = 100                         # requests allowed at once (default: one second's)
 //!
 //! [limits]
 //! max_body_bytes = 1048576
 //! max_batch = 256
+//! request_timeout_secs = 30
+//! max_radioactivity_body_bytes = 16777216
 //! ```
 
 use std::net::SocketAddr;
@@ -41,6 +45,12 @@ pub struct TokenEntry {
     pub sha256: String,
     /// What the token may see.
     pub role: Role,
+    /// Requests per second this holder may make on average (default: no limit); more get
+    /// 429 with `Retry-After`.
+    pub requests_per_second: Option<f64>,
+    /// Requests this holder may make at once before the rate applies (default: one second's
+    /// worth, at least 1).
+    pub burst: Option<u32>,
 }
 
 /// Request limits.
@@ -51,6 +61,13 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most inputs in one batch request (default 256).
     pub max_batch: usize,
+    /// Longest a request may take, from its first byte to the answer, in seconds (default
+    /// 30); slower ones get 408. A client that sends its body slowly cannot hold the
+    /// service: others are served meanwhile.
+    pub request_timeout_secs: f64,
+    /// Largest body of a `POST /v1/radioactivity` in bytes (default 16 MiB): a corpus of
+    /// outputs is larger than a text.
+    pub max_radioactivity_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -58,7 +75,16 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 1 << 20,
             max_batch: 256,
+            request_timeout_secs: 30.0,
+            max_radioactivity_body_bytes: 16 << 20,
         }
+    }
+}
+
+impl Limits {
+    /// The request timeout.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.request_timeout_secs)
     }
 }
 
@@ -106,10 +132,42 @@ impl ServeConfig {
                 "keys is empty: list the key files to detect with".into(),
             ));
         }
-        if config.limits.max_batch == 0 || config.limits.max_body_bytes == 0 {
+        let limits = &config.limits;
+        if limits.max_batch == 0
+            || limits.max_body_bytes == 0
+            || limits.max_radioactivity_body_bytes == 0
+        {
             return Err(ServeError::Config(
-                "limits.max_batch and limits.max_body_bytes must be at least 1".into(),
+                "limits.max_batch, limits.max_body_bytes and limits.max_radioactivity_body_bytes \
+                 must be at least 1"
+                    .into(),
             ));
+        }
+        let timeout = limits.request_timeout_secs;
+        if !(timeout.is_finite() && (0.001..=86_400.0).contains(&timeout)) {
+            return Err(ServeError::Config(format!(
+                "limits.request_timeout_secs must be between 0.001 and 86400, got {timeout}"
+            )));
+        }
+        for (i, token) in config.tokens.iter().enumerate() {
+            if let Some(rate) = token.requests_per_second {
+                if !(rate.is_finite() && rate > 0.0 && rate <= 1e9) {
+                    return Err(ServeError::Config(format!(
+                        "tokens[{i}].requests_per_second must be above 0 (and at most 1e9), \
+                         got {rate}"
+                    )));
+                }
+            }
+            if token.burst == Some(0) {
+                return Err(ServeError::Config(format!(
+                    "tokens[{i}].burst must be at least 1"
+                )));
+            }
+            if token.burst.is_some() && token.requests_per_second.is_none() {
+                return Err(ServeError::Config(format!(
+                    "tokens[{i}].burst needs requests_per_second"
+                )));
+            }
         }
         greenmark::stats::check_threshold(config.threshold)?;
         Ok(config)

@@ -17,6 +17,10 @@
 mod api;
 pub mod auth;
 pub mod config;
+mod detect;
+mod docs;
+pub mod metrics;
+mod radioactivity;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -391,3 +391,350 @@ fn the_example_config_parses() {
     assert_eq!(config.tokens[0].sha256, hex(&digest("change-me-trusted")));
     assert!(config.tokenizer.exists(), "{}", config.tokenizer.display());
 }
+
+/// A key's colours, token by token, agree with its own counts; a public token cannot ask.
+#[test]
+fn trusted_callers_see_each_tokens_colour() {
+    let server = start("");
+    let ids = watermarked(&server.keys[0], &server.config, 60);
+    let (status, record, _) = post(&server, Some(TRUSTED), &json!({"ids": ids, "tokens": true}));
+    assert_eq!(status, 200, "{record}");
+    let strongest = record["strongest_key"].as_u64().unwrap() as usize;
+    assert_eq!(strongest, 0);
+    let tokens = record["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), ids.len());
+    let count = |c: &str| tokens.iter().filter(|t| t["colour"] == c).count() as u64;
+    let own = &record["keys"][strongest];
+    assert_eq!(count("green"), own["n_green"].as_u64().unwrap(), "{record}");
+    assert_eq!(
+        count("green") + count("red"),
+        own["n_scored"].as_u64().unwrap()
+    );
+    assert_eq!(tokens[0]["unscored"], "no_window");
+    assert!(tokens.iter().zip(&ids).all(|(t, &id)| t["id"] == id));
+
+    // Text: each token's text is a piece of the (normalized) text, in order.
+    let text = "The sea was calm that morning, and the boats went out early to fish.";
+    let (status, record, _) = post(
+        &server,
+        Some(TRUSTED),
+        &json!({"text": text, "tokens": true}),
+    );
+    assert_eq!(status, 200, "{record}");
+    let pieces: String = record["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(pieces.replace(' ', ""), text.replace(' ', ""));
+
+    let (status, refusal, _) = post(&server, Some(PUBLIC), &json!({"ids": ids, "tokens": true}));
+    assert_eq!(status, 403, "{refusal}");
+    assert_eq!(refusal["error"]["code"], "forbidden");
+}
+
+fn metric(text: &str, line_start: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Requests are counted by route and status, refusals by code; only trusted tokens scrape.
+#[test]
+fn metrics_count_requests_and_refusals() {
+    let server = start("");
+    let ids = watermarked(&server.keys[0], &server.config, 30);
+    for _ in 0..3 {
+        assert_eq!(post(&server, Some(TRUSTED), &json!({ "ids": ids })).0, 200);
+    }
+    assert_eq!(post(&server, Some("nope"), &json!({ "ids": ids })).0, 401);
+    assert_eq!(request(&server, "GET", "/no/such/path", None, b"").0, 404);
+    assert_eq!(
+        request(&server, "GET", "/metrics", Some(PUBLIC), b"").0,
+        403
+    );
+    let (status, raw) = request(&server, "GET", "/metrics", Some(TRUSTED), b"");
+    assert_eq!(status, 200, "{raw}");
+    assert!(raw.contains("text/plain; version=0.0.4"), "{raw}");
+    let text = raw.split("\r\n\r\n").nth(1).unwrap();
+    let requests = "greenmark_requests_total{route=\"/v1/detect\"";
+    assert_eq!(
+        metric(text, &format!("{requests},status=\"200\"}}")),
+        3,
+        "{text}"
+    );
+    assert_eq!(metric(text, &format!("{requests},status=\"401\"}}")), 1);
+    assert_eq!(
+        metric(
+            text,
+            "greenmark_requests_total{route=\"other\",status=\"404\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        metric(text, "greenmark_rejections_total{reason=\"unauthorized\"}"),
+        1
+    );
+    assert_eq!(
+        metric(text, "greenmark_rejections_total{reason=\"forbidden\"}"),
+        1
+    );
+    assert_eq!(metric(text, "greenmark_texts_scored_total"), 3);
+    assert_eq!(metric(text, "greenmark_tokens_scored_total"), 90);
+    assert_eq!(
+        metric(
+            text,
+            "greenmark_request_duration_seconds_count{route=\"/v1/detect\"}"
+        ),
+        4
+    );
+    assert!(
+        !text.contains("/no/such/path"),
+        "a caller's path became a label"
+    );
+    for key in &server.keys {
+        assert!(!text.contains(&key.to_hex()));
+    }
+}
+
+/// Each token holder has its own rate: over it, 429 with Retry-After; others are not slowed.
+#[test]
+fn rate_limits_are_per_token_holder() {
+    let dir_token = "limited-token";
+    let server = start(&format!(
+        "[[tokens]]\nsha256 = \"{}\"\nrole = \"public\"\nrequests_per_second = 0.2\nburst = 2\n",
+        hex(&digest(dir_token))
+    ));
+    let body = json!({"ids": [5, 6, 7, 8]});
+    assert_eq!(post(&server, Some(dir_token), &body).0, 200);
+    assert_eq!(post(&server, Some(dir_token), &body).0, 200);
+    let (status, refusal, raw) = post(&server, Some(dir_token), &body);
+    assert_eq!(status, 429, "{raw}");
+    assert_eq!(refusal["error"]["code"], "rate_limited");
+    let retry: u64 = raw
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after: "))
+        .expect("a Retry-After header")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&retry), "{raw}");
+    for _ in 0..20 {
+        assert_eq!(post(&server, Some(PUBLIC), &body).0, 200);
+    }
+}
+
+/// A slow sender gets 408 at the timeout, a client that leaves mid-body or sends 100 MB
+/// is cut off, malformed UTF-8 is a 400: and all the while the others are served.
+#[test]
+fn faulty_clients_do_not_stop_the_others() {
+    let server = start("[limits]\nrequest_timeout_secs = 1.5\n");
+    let ok = |server: &Server| {
+        let (status, record, _) = post(server, Some(PUBLIC), &json!({"ids": [5, 6, 7, 8]}));
+        assert_eq!(status, 200, "{record}");
+    };
+    let head = |length: usize| {
+        format!(
+            "POST /v1/detect HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TRUSTED}\r\n\
+             Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        )
+    };
+
+    // A client that sends one byte every 200 ms.
+    let slow = {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        let addr = server.addr;
+        let head = head(100);
+        std::thread::spawn(move || {
+            let _ = addr;
+            stream.write_all(head.as_bytes()).unwrap();
+            let start = std::time::Instant::now();
+            for _ in 0..30 {
+                if stream.write_all(b" ").is_err() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            let mut response = Vec::new();
+            let _ = stream.read_to_end(&mut response);
+            (
+                String::from_utf8_lossy(&response).into_owned(),
+                start.elapsed(),
+            )
+        })
+    };
+    // Others are served while it trickles.
+    for _ in 0..5 {
+        ok(&server);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (response, elapsed) = slow.join().unwrap();
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(body_json(&response)["error"]["code"] == "timeout");
+    assert!(elapsed.as_secs_f64() < 5.0, "{elapsed:?}");
+
+    // A client that leaves mid-body.
+    {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        stream.write_all(head(5000).as_bytes()).unwrap();
+        stream.write_all(b"{\"ids\": [1, 2").unwrap();
+    }
+    ok(&server);
+
+    // 100 MB announced and sent until the server stops reading: 413 long before the end.
+    {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        stream.write_all(head(100 << 20).as_bytes()).unwrap();
+        let chunk = vec![b' '; 1 << 16];
+        let mut sent = 0usize;
+        while sent < 100 << 20 {
+            match stream.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+            if sent > 8 << 20 {
+                break;
+            }
+        }
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let response = String::from_utf8_lossy(&response);
+        assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+        assert!(sent < 100 << 20);
+    }
+    ok(&server);
+
+    // Malformed UTF-8 inside a JSON string.
+    let (status, raw) = request(
+        &server,
+        "POST",
+        "/v1/detect",
+        Some(TRUSTED),
+        b"{\"text\": \"ab\xff\xfecd\"}",
+    );
+    assert_eq!(status, 400, "{raw}");
+    assert_eq!(body_json(&raw)["error"]["code"], "bad_json");
+    ok(&server);
+}
+
+/// Watermarked outputs pooled over a corpus are radioactive for the key that made them;
+/// plain text is not; only trusted tokens may ask.
+#[test]
+fn radioactivity_pools_posted_outputs() {
+    let server = start("");
+    let tokenizer = greenmark::text::load_tokenizer_json(&tokenizer()).unwrap();
+    let outputs: Vec<String> = (0..4)
+        .map(|i| {
+            let mut ids = watermarked(&server.keys[1], &server.config, 120 + i);
+            ids.retain(|&t| t > 16);
+            tokenizer.decode(&ids, true).unwrap()
+        })
+        .collect();
+    let call = |token, body: &Value| {
+        let (status, raw) = request(
+            &server,
+            "POST",
+            "/v1/radioactivity",
+            token,
+            body.to_string().as_bytes(),
+        );
+        (status, body_json(&raw))
+    };
+    let (status, result) = call(
+        Some(TRUSTED),
+        &json!({"outputs": outputs, "max_tuples": 100}),
+    );
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["radioactive"], true, "{result}");
+    assert_eq!(result["strongest_key"], 1);
+    assert_eq!(result["exploratory"], false);
+    assert_eq!(result["keys"][1]["n_scored"], 100);
+    assert_eq!(result["budget_reached"], true);
+    assert_eq!(result["keys"][1]["key_id"], server.keys[1].id().to_string());
+
+    let plain = [
+        "It was a bright cold day in April, and the clocks were striking thirteen.",
+        "Call me Ishmael. Some years ago, never mind how long precisely, having little money.",
+        "The quick brown fox jumps over the lazy dog near the river bank at dawn.",
+    ];
+    let (status, result) = call(
+        Some(TRUSTED),
+        &json!({"outputs": plain, "prompts": ["Write."]}),
+    );
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["radioactive"], false, "{result}");
+    assert_eq!(result["exploratory"], true);
+
+    for (token, body, status, code) in [
+        (Some(PUBLIC), json!({"outputs": plain}), 403, "forbidden"),
+        (None, json!({"outputs": plain}), 401, "unauthorized"),
+        (Some(TRUSTED), json!({"outputs": []}), 422, "bad_input"),
+        (
+            Some(TRUSTED),
+            json!({"outputs": plain, "max_tuples": 0}),
+            422,
+            "bad_input",
+        ),
+        (
+            Some(TRUSTED),
+            json!({"outputs": [1, 2]}),
+            400,
+            "bad_request",
+        ),
+        (Some(TRUSTED), json!({"texts": plain}), 400, "bad_request"),
+    ] {
+        let (got, answer) = call(token, &body);
+        assert_eq!(got, status, "{answer}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+    }
+}
+
+/// The page, its files and the OpenAPI document are served, with a strict content policy;
+/// every route is in the document; unknown paths and methods get JSON errors.
+#[test]
+fn page_and_openapi_are_served() {
+    let server = start("");
+    let (status, raw) = request(&server, "GET", "/", None, b"");
+    assert_eq!(status, 200);
+    assert!(
+        raw.contains("content-security-policy: default-src 'none'"),
+        "{raw}"
+    );
+    assert!(raw.contains("<script src=\"/page.js\">"));
+    for path in ["/page.js", "/page.css"] {
+        assert_eq!(request(&server, "GET", path, None, b"").0, 200, "{path}");
+    }
+    let (status, raw) = request(&server, "GET", "/openapi.json", None, b"");
+    assert_eq!(status, 200);
+    let doc = body_json(&raw);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/",
+        "/healthz",
+        "/metrics",
+        "/v1/detect",
+        "/v1/radioactivity",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is not documented");
+    }
+    let (status, raw) = request(&server, "DELETE", "/v1/detect", Some(TRUSTED), b"");
+    assert_eq!(status, 405, "{raw}");
+    assert_eq!(body_json(&raw)["error"]["code"], "method_not_allowed");
+}
+
+/// A restarted service answers exactly as before: nothing that matters lives in memory.
+#[test]
+fn a_restart_answers_the_same() {
+    let body =
+        json!({"text": "Rain fell on the roofs of the old town all night long.", "span": true});
+    let first = {
+        let server = start("");
+        post(&server, Some(TRUSTED), &body).1
+    };
+    let server = start("");
+    let again = post(&server, Some(TRUSTED), &body).1;
+    assert_eq!(first, again);
+}

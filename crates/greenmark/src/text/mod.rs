@@ -162,9 +162,24 @@ impl TextDetector {
 
     /// [`TextDetector::detect`] plus each token's span and score.
     pub fn annotate(&self, text: &str) -> Result<TextAnnotation> {
+        self.annotate_with(&self.detector, text, &[])
+    }
+
+    /// [`TextDetector::annotate`] with another `detector` (one key of a keyring, say) and the
+    /// ids of a `prompt` the text followed (they supply the first windows and are not
+    /// scored). The detector must take this tokenizer's ids.
+    pub fn annotate_with(
+        &self,
+        detector: &Detector,
+        text: &str,
+        prompt: &[u32],
+    ) -> Result<TextAnnotation> {
+        detector
+            .config()
+            .check_tokenizer_vocab(self.tokenizer.get_vocab_size(true))?;
         let normalized = normalize_nonempty(text)?;
         let encoding = self.encode_normalized(&normalized.text)?;
-        let (detection, scores) = self.detector.annotate(encoding.get_ids(), &[])?;
+        let (detection, scores) = detector.annotate(encoding.get_ids(), prompt)?;
         let tokens = encoding
             .get_ids()
             .iter()

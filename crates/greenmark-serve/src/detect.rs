@@ -1,0 +1,209 @@
+//! `POST /v1/detect`: one text or a batch, scored by the core's one detection model
+//! ([`greenmark::Keyring::score`]); a trusted caller may also ask for each token's colour.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use greenmark::{SkipReason, SpanOptions, TokenScore};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::{admit, blocking, error, read_json, ApiError, Service};
+use crate::config::Role;
+
+/// The fields a `public` token sees: the verdict and the p-value.
+pub(crate) const PUBLIC_FIELDS: [&str; 6] = [
+    "watermarked",
+    "p_value",
+    "ln_p_value",
+    "log10_p_value",
+    "threshold",
+    "key_id",
+];
+
+/// One text to detect in.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Input {
+    text: Option<String>,
+    ids: Option<Vec<u32>>,
+    prompt: Option<String>,
+    prompt_ids: Option<Vec<u32>>,
+    #[serde(default)]
+    span: bool,
+    min_span_tokens: Option<usize>,
+    /// Each token's colour under the strongest key (trusted callers only).
+    #[serde(default)]
+    tokens: bool,
+}
+
+/// Several texts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    inputs: Vec<Input>,
+}
+
+/// The handler.
+pub(crate) async fn detect(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let caller = admit(&service, &headers)?;
+    let value = read_json(body, service.limits.max_body_bytes).await?;
+    let batch = value.get("inputs").is_some();
+    let parsed = if batch {
+        serde_json::from_value::<Batch>(value).map(|b| b.inputs)
+    } else {
+        serde_json::from_value::<Input>(value).map(|input| vec![input])
+    };
+    let inputs =
+        parsed.map_err(|e| error(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
+    if inputs.len() > service.limits.max_batch {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "{} inputs, the limit is {}: split the batch",
+                inputs.len(),
+                service.limits.max_batch
+            ),
+        ));
+    }
+    if caller.role == Role::Public && inputs.iter().any(|i| i.tokens) {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "per-token colours need a trusted token: shown to anyone, they would let a \
+             caller learn the green lists one query at a time",
+        ));
+    }
+    let work = Arc::clone(&service);
+    let records = blocking(move || {
+        inputs
+            .iter()
+            .map(|input| work.score(input, caller.role))
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    if batch {
+        let results: Vec<Value> = records
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(
+                    |message| json!({"error": {"code": "bad_input", "message": message}}),
+                )
+            })
+            .collect();
+        return Ok(Json(json!({ "results": results })).into_response());
+    }
+    match records.into_iter().next() {
+        Some(Ok(record)) => Ok(Json(record).into_response()),
+        Some(Err(message)) => Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_input",
+            message,
+        )),
+        None => Err(error(StatusCode::BAD_REQUEST, "bad_request", "no input")),
+    }
+}
+
+impl Service {
+    /// One input's record (the fields `greenmark detect --json` prints), cut to what `role`
+    /// may see, or why it cannot be scored.
+    pub(crate) fn score(&self, input: &Input, role: Role) -> Result<Value, String> {
+        let prompt = match (&input.prompt, &input.prompt_ids) {
+            (Some(_), Some(_)) => return Err("give prompt or prompt_ids, not both".into()),
+            (Some(text), None) => self.text.encode(text).map_err(|e| e.to_string())?,
+            (None, Some(ids)) => ids.clone(),
+            (None, None) => Vec::new(),
+        };
+        let (ids, normalizations) = match (&input.text, &input.ids) {
+            (Some(_), Some(_)) => return Err("give text or ids, not both".into()),
+            (None, None) => {
+                return Err("give the text to check (text) or its token ids (ids)".into())
+            }
+            (Some(text), None) => {
+                let tokens = self.text.tokens(text).map_err(|e| e.to_string())?;
+                (tokens.ids, Some(tokens.normalizations))
+            }
+            (None, Some(ids)) => (ids.clone(), None),
+        };
+        let span = match (input.span, input.min_span_tokens) {
+            (false, Some(_)) => return Err("min_span_tokens needs \"span\": true".into()),
+            (false, None) => None,
+            (true, n) => Some(n.map_or_else(SpanOptions::default, SpanOptions::with_min_tokens)),
+        };
+        let scored = self
+            .keyring
+            .score(&ids, &prompt, span)
+            .map_err(|e| e.to_string())?;
+        self.metrics.scored(1, ids.len() as u64);
+        let mut record = scored.to_json(ids.len(), self.threshold);
+        let object = record.as_object_mut().expect("a record is an object");
+        if let Some(applied) = normalizations {
+            object.insert(
+                "normalizations".into(),
+                greenmark::text::normalizations_json(&applied),
+            );
+        }
+        if input.tokens {
+            let detector = &self.keyring.detectors()[scored.strongest_key()];
+            let tokens = match &input.text {
+                Some(text) => {
+                    let annotation = self
+                        .text
+                        .annotate_with(detector, text, &prompt)
+                        .map_err(|e| e.to_string())?;
+                    annotation
+                        .tokens
+                        .iter()
+                        .map(|t| {
+                            let mut entry = colour(t.score);
+                            entry["id"] = json!(t.id);
+                            entry["text"] = json!(annotation.normalized[t.start..t.end]);
+                            entry
+                        })
+                        .collect()
+                }
+                None => {
+                    let (_, scores) = detector
+                        .annotate(&ids, &prompt)
+                        .map_err(|e| e.to_string())?;
+                    ids.iter()
+                        .zip(scores)
+                        .map(|(&id, score)| {
+                            let mut entry = colour(score);
+                            entry["id"] = json!(id);
+                            entry
+                        })
+                        .collect::<Vec<_>>()
+                }
+            };
+            object.insert("tokens".into(), Value::Array(tokens));
+        }
+        if role == Role::Public {
+            object.retain(|field, _| PUBLIC_FIELDS.contains(&field.as_str()));
+        }
+        Ok(record)
+    }
+}
+
+/// A token's colour: green or red when scored, grey (with the reason) when not.
+fn colour(score: TokenScore) -> Value {
+    match score {
+        TokenScore::Green => json!({"colour": "green"}),
+        TokenScore::Red => json!({"colour": "red"}),
+        TokenScore::Skipped(reason) => json!({"colour": "grey", "unscored": match reason {
+            SkipReason::NoWindow => "no_window",
+            SkipReason::Repeated => "repeated",
+            _ => "other",
+        }}),
+        _ => json!({"colour": "grey", "unscored": "other"}),
+    }
+}
