@@ -160,13 +160,19 @@ impl Service {
                         .text
                         .annotate_with(detector, text, &prompt)
                         .map_err(|e| e.to_string())?;
+                    // Each token's text runs from the previous token's end, so the spaces
+                    // the tokenizer's offsets leave out are kept and the pieces spell the
+                    // (normalized) text.
+                    let mut from = 0;
                     annotation
                         .tokens
                         .iter()
                         .map(|t| {
                             let mut entry = colour(t.score);
                             entry["id"] = json!(t.id);
-                            entry["text"] = json!(annotation.normalized[t.start..t.end]);
+                            let end = t.end.max(from);
+                            entry["text"] = json!(annotation.normalized[from..end]);
+                            from = end;
                             entry
                         })
                         .collect()

@@ -31,7 +31,7 @@ async function detect(token, body) {
 
 function show(record, note) {
   const verdict = $("verdict");
-  const threshold = record.threshold;
+  const threshold = record.threshold < 1e-3 ? record.threshold.toExponential() : String(record.threshold);
   if (record.watermarked) {
     verdict.textContent = "Watermarked (p < " + threshold + ")";
     verdict.className = "verdict yes";
@@ -61,7 +61,7 @@ function show(record, note) {
       span.className = "tok " + t.colour;
       span.textContent = t.text;
       if (t.unscored) span.title = "not scored: " + t.unscored.replace("_", " ");
-      tokens.append(span, document.createTextNode(" "));
+      tokens.append(span);
     }
   }
   $("result").hidden = false;
