@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use greenmark::text::{Query, Source};
 use greenmark::{SkipReason, SpanOptions, TokenScore};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -117,48 +118,43 @@ impl Service {
     /// One input's record (the fields `greenmark detect --json` prints), cut to what `role`
     /// may see, or why it cannot be scored.
     pub(crate) fn score(&self, input: &Input, role: Role) -> Result<Value, String> {
-        let prompt = match (&input.prompt, &input.prompt_ids) {
-            (Some(_), Some(_)) => return Err("give prompt or prompt_ids, not both".into()),
-            (Some(text), None) => self.text.encode(text).map_err(|e| e.to_string())?,
-            (None, Some(ids)) => ids.clone(),
-            (None, None) => Vec::new(),
-        };
-        let (ids, normalizations) = match (&input.text, &input.ids) {
+        let source = match (&input.text, &input.ids) {
             (Some(_), Some(_)) => return Err("give text or ids, not both".into()),
             (None, None) => {
                 return Err("give the text to check (text) or its token ids (ids)".into())
             }
-            (Some(text), None) => {
-                let tokens = self.text.tokens(text).map_err(|e| e.to_string())?;
-                (tokens.ids, Some(tokens.normalizations))
-            }
-            (None, Some(ids)) => (ids.clone(), None),
+            (Some(text), None) => Source::Text(text),
+            (None, Some(ids)) => Source::Ids(ids),
         };
-        let span = match (input.span, input.min_span_tokens) {
-            (false, Some(_)) => return Err("min_span_tokens needs \"span\": true".into()),
-            (false, None) => None,
-            (true, n) => Some(n.map_or_else(SpanOptions::default, SpanOptions::with_min_tokens)),
-        };
-        let scored = self
-            .keyring
-            .score(&ids, &prompt, span)
-            .map_err(|e| e.to_string())?;
-        self.metrics.scored(1, ids.len() as u64);
-        let mut record = scored.to_json(ids.len(), self.threshold);
-        let object = record.as_object_mut().expect("a record is an object");
-        if let Some(applied) = normalizations {
-            object.insert(
-                "normalizations".into(),
-                greenmark::text::normalizations_json(&applied),
-            );
+        let mut query = Query::new(source);
+        match (&input.prompt, &input.prompt_ids) {
+            (Some(_), Some(_)) => return Err("give prompt or prompt_ids, not both".into()),
+            (Some(text), None) => query = query.with_prompt(Source::Text(text)),
+            (None, Some(ids)) => query = query.with_prompt(Source::Ids(ids)),
+            (None, None) => {}
         }
+        match (input.span, input.min_span_tokens) {
+            (false, Some(_)) => return Err("min_span_tokens needs \"span\": true".into()),
+            (false, None) => {}
+            (true, n) => {
+                query = query
+                    .with_span(n.map_or_else(SpanOptions::default, SpanOptions::with_min_tokens))
+            }
+        }
+        let answer = query
+            .score(&self.keyring, Some(&self.text))
+            .map_err(|e| e.to_string())?;
+        let (ids, prompt) = (&answer.ids, &answer.prompt);
+        self.metrics.scored(1, ids.len() as u64);
+        let mut record = answer.to_json(self.threshold);
+        let object = record.as_object_mut().expect("a record is an object");
         if input.tokens {
-            let detector = &self.keyring.detectors()[scored.strongest_key()];
+            let detector = &self.keyring.detectors()[answer.scored.strongest_key()];
             let tokens = match &input.text {
                 Some(text) => {
                     let annotation = self
                         .text
-                        .annotate_with(detector, text, &prompt)
+                        .annotate_with(detector, text, prompt)
                         .map_err(|e| e.to_string())?;
                     // Each token's text runs from the previous token's end, so the spaces
                     // the tokenizer's offsets leave out are kept and the pieces spell the
@@ -179,7 +175,7 @@ impl Service {
                 }
                 None => {
                     let (_, scores) = detector
-                        .annotate(&ids, &prompt)
+                        .annotate(ids, prompt)
                         .map_err(|e| e.to_string())?;
                     ids.iter()
                         .zip(scores)

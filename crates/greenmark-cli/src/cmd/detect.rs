@@ -12,7 +12,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use greenmark::text::{Applied, TextDetector};
+use greenmark::text::{Applied, Query, Source, TextDetector};
 use greenmark::{Detector, Keyring, SpanOptions, WatermarkConfig};
 use rayon::prelude::*;
 
@@ -386,37 +386,58 @@ fn score_line(
     args: &Args,
 ) -> Result<(Scored, usize, Option<Vec<Applied>>)> {
     let prompt = match (&args.prompt_field, &args.prompt_ids_field) {
-        (Some(field), _) => {
-            let text = input::string_field(value, field, "--prompt-field")?;
-            setup.text().encode(text)?
-        }
-        (None, Some(field)) => input::token_ids_field(
+        (Some(field), _) => Some(Prompt::Text(input::string_field(
+            value,
+            field,
+            "--prompt-field",
+        )?)),
+        (None, Some(field)) => Some(Prompt::Ids(input::token_ids_field(
             value,
             field,
             "name the field holding the prompt's ids with --prompt-ids-field",
-        )?,
-        (None, None) => Vec::new(),
+        )?)),
+        (None, None) => None,
     };
-    let (ids, normalizations) = match &args.ids_field {
-        Some(field) => (
-            input::token_ids(
+    let ids;
+    let source = match &args.ids_field {
+        Some(field) => {
+            ids = input::token_ids(
                 value,
                 field,
                 "name the field holding the ids with --ids-field (or give a plain JSON array)",
-            )?,
-            None,
-        ),
-        None => {
-            let text = input::string_field(value, args.text_field(), "--field")?;
-            let tokens = setup
-                .text()
-                .tokens(text)
-                .map_err(|e| text_error(e, "the text"))?;
-            (tokens.ids, Some(tokens.normalizations))
+            )?;
+            Source::Ids(&ids)
         }
+        None => Source::Text(input::string_field(value, args.text_field(), "--field")?),
     };
-    let scored = score_ids(setup, &ids, &prompt, args.span, args.min_span_tokens)?;
-    Ok((scored, ids.len(), normalizations))
+    let mut query = Query::new(source);
+    query.prompt = prompt.as_ref().map(Prompt::source);
+    query.span = args
+        .span
+        .then(|| SpanOptions::with_min_tokens(args.min_span_tokens as usize));
+    let answer = query
+        .score(&setup.keyring, setup.text.as_ref())
+        .map_err(|e| match e {
+            greenmark::Error::EmptyText => text_error(e, "the text"),
+            other => anyhow::Error::new(other),
+        })?;
+    let n_tokens = answer.ids.len();
+    Ok((answer.scored, n_tokens, answer.normalizations))
+}
+
+/// A line's prompt: its text, or its ids.
+enum Prompt<'a> {
+    Text(&'a str),
+    Ids(Vec<u32>),
+}
+
+impl Prompt<'_> {
+    fn source(&self) -> Source<'_> {
+        match self {
+            Prompt::Text(text) => Source::Text(text),
+            Prompt::Ids(ids) => Source::Ids(ids),
+        }
+    }
 }
 
 /// A text-detection error as a one-line message naming the input.

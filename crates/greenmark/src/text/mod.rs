@@ -18,11 +18,13 @@
 //! ```
 
 mod normalize;
+mod query;
 
 use std::io::BufRead;
 use std::path::Path;
 
 pub use normalize::{normalize, Applied, Normalized, FOLDED, NFC, REMOVED};
+pub use query::{Answer, Query, Source};
 pub use tokenizers::Tokenizer;
 
 use crate::config::WatermarkConfig;
