@@ -174,9 +174,7 @@ impl Service {
                         .collect()
                 }
                 None => {
-                    let (_, scores) = detector
-                        .annotate(ids, prompt)
-                        .map_err(|e| e.to_string())?;
+                    let (_, scores) = detector.annotate(ids, prompt).map_err(|e| e.to_string())?;
                     ids.iter()
                         .zip(scores)
                         .map(|(&id, score)| {

@@ -43,6 +43,17 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// The runtime the service runs on: one async worker per core, and detection (CPU-bound, on
+/// the blocking pool) bounded to two threads per core, so a burst of requests queues instead
+/// of starting hundreds of threads that each hold memory.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(2 * cores)
+        .build()
+}
+
 /// Serves `service` on `listener` until `shutdown` resolves, then finishes the requests in
 /// flight (graceful shutdown).
 pub async fn run(

@@ -62,7 +62,7 @@ fn start(extra: &str) -> Server {
     );
     let serve = ServeConfig::parse(&toml, dir.path()).unwrap();
     let service = Arc::new(Service::new(&serve).unwrap());
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let runtime = greenmark_serve::runtime().unwrap();
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();

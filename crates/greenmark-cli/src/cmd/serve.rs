@@ -20,7 +20,7 @@ pub fn run(args: Args) -> Result<()> {
     let config = ServeConfig::load(&args.config)
         .with_context(|| format!("cannot start from {}", args.config.display()))?;
     let service = Arc::new(Service::new(&config)?);
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let runtime = greenmark_serve::runtime().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
