@@ -35,6 +35,7 @@ pub struct Service {
     tokens: Tokens,
     threshold: f64,
     limits: Limits,
+    pub(crate) generation: Option<Arc<crate::chat::Generator>>,
 }
 
 impl Service {
@@ -59,12 +60,17 @@ impl Service {
             first.get_or_insert((file.key, wm));
         }
         let (key, wm) = first.ok_or_else(|| ServeError::Config("keys is empty".into()))?;
+        let generation = match &config.generation {
+            Some(table) => Some(Arc::new(crate::chat::Generator::load(table, &tokenizer)?)),
+            None => None,
+        };
         Ok(Service {
             keyring: Keyring::new(detectors)?,
             text: TextDetector::new(tokenizer, &key, wm)?,
             tokens: Tokens::new(&config.tokens)?,
             threshold: config.threshold,
             limits: config.limits.clone(),
+            generation,
         })
     }
 }
@@ -74,11 +80,12 @@ pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/v1/detect", post(detect))
+        .route("/v1/chat/completions", post(crate::chat::completions))
         .with_state(service)
 }
 
 /// A JSON error response: `{"error": {"code", "message"}}`.
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = json!({"error": {"code": code, "message": message.into()}});
     (status, Json(body)).into_response()
 }
@@ -103,34 +110,45 @@ struct Batch {
     inputs: Vec<Input>,
 }
 
-async fn detect(State(service): State<Arc<Service>>, headers: HeaderMap, body: Body) -> Response {
+/// The role of the request's bearer token and its body as JSON, or the error response that
+/// refuses the request (401, 413, 400).
+pub(crate) async fn authorized_json(
+    service: &Service,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Role, Value), Response> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let Some(role) = service.tokens.role(authorization) else {
-        return error(
+        return Err(error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "give a valid token: Authorization: Bearer TOKEN",
-        );
+        ));
     };
     let max = service.limits.max_body_bytes;
     let Ok(bytes) = to_bytes(body, max).await else {
-        return error(
+        return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("the request body is over {max} bytes (or was cut off)"),
-        );
+        ));
     };
-    let value: Value = match serde_json::from_slice(&bytes) {
-        Ok(value) => value,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_json",
-                format!("not JSON: {e}"),
-            )
-        }
+    match serde_json::from_slice(&bytes) {
+        Ok(value) => Ok((role, value)),
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("not JSON: {e}"),
+        )),
+    }
+}
+
+async fn detect(State(service): State<Arc<Service>>, headers: HeaderMap, body: Body) -> Response {
+    let (role, value) = match authorized_json(&service, &headers, body).await {
+        Ok(request) => request,
+        Err(refusal) => return refusal,
     };
     let batch = value.get("inputs").is_some();
     let inputs = if batch {
