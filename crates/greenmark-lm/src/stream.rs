@@ -99,13 +99,11 @@ impl<'t> TextStream<'t> {
 mod tests {
     use super::*;
 
-    fn tokenizer() -> Tokenizer {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../greenmark/tests/data/smollm2-tokenizer.json"
-        );
-        Tokenizer::from_file(path).unwrap()
-    }
+    /// SmolLM2's tokenizer, kept with the core's test data.
+    const SMOLLM2: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../greenmark/tests/data/smollm2-tokenizer.json"
+    );
 
     fn decode(tokenizer: &Tokenizer, ids: &[u32]) -> String {
         tokenizer.decode(ids, true).unwrap()
@@ -113,7 +111,7 @@ mod tests {
 
     #[test]
     fn deltas_add_up_to_the_decoded_text_for_every_prefix() {
-        let tokenizer = tokenizer();
+        let tokenizer = Tokenizer::from_file(SMOLLM2).unwrap();
         let text = "Naïve café ☕ — 東京で寿司を食べた 🦀🦀 done.\n<|im_end|> after";
         let ids = tokenizer.encode(text, false).unwrap().get_ids().to_vec();
         assert!(ids.len() > 20);
@@ -139,7 +137,7 @@ mod tests {
 
     #[test]
     fn an_unfinished_character_is_given_out_only_at_the_end() {
-        let tokenizer = tokenizer();
+        let tokenizer = Tokenizer::from_file(SMOLLM2).unwrap();
         let ids = tokenizer.encode("🦀", false).unwrap().get_ids().to_vec();
         assert!(ids.len() >= 2, "{ids:?}");
         let mut stream = TextStream::new(&tokenizer);

@@ -40,9 +40,10 @@ pub struct GenerationConfig {
     /// The most new tokens one request may ask for (default 512).
     #[serde(default = "default_cap")]
     pub max_tokens: usize,
-    /// New tokens for a request that names no `max_tokens` (default 256, at most `max_tokens`).
-    #[serde(default = "default_tokens")]
-    pub default_max_tokens: usize,
+    /// New tokens for a request that names no `max_tokens` (at most `max_tokens`; default 256,
+    /// or `max_tokens` when that is less): see [`GenerationConfig::default_tokens`].
+    #[serde(default)]
+    pub default_max_tokens: Option<usize>,
 }
 
 fn default_model() -> ModelChoice {
@@ -53,9 +54,8 @@ fn default_cap() -> usize {
     512
 }
 
-fn default_tokens() -> usize {
-    256
-}
+/// `default_max_tokens` when the table names none (and `max_tokens` is larger).
+const DEFAULT_TOKENS: usize = 256;
 
 fn model_choice<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ModelChoice, D::Error> {
     let name = String::deserialize(d)?;
@@ -80,18 +80,24 @@ impl GenerationConfig {
                 self.key.display()
             )));
         }
-        if self.max_tokens == 0 || self.default_max_tokens == 0 {
+        if self.max_tokens == 0 || self.default_max_tokens == Some(0) {
             return Err(ServeError::Config(
                 "generation.max_tokens and generation.default_max_tokens must be at least 1".into(),
             ));
         }
-        if self.default_max_tokens > self.max_tokens {
+        if let Some(n) = self.default_max_tokens.filter(|&n| n > self.max_tokens) {
             return Err(ServeError::Config(format!(
-                "generation.default_max_tokens ({}) is over generation.max_tokens ({})",
-                self.default_max_tokens, self.max_tokens
+                "generation.default_max_tokens ({n}) is over generation.max_tokens ({})",
+                self.max_tokens
             )));
         }
         Ok(())
+    }
+
+    /// New tokens for a request that names no `max_tokens`.
+    pub fn default_tokens(&self) -> usize {
+        self.default_max_tokens
+            .unwrap_or(DEFAULT_TOKENS.min(self.max_tokens))
     }
 }
 
@@ -112,7 +118,13 @@ mod tests {
         assert_eq!(config.model, ModelChoice::Default);
         assert_eq!(config.key, PathBuf::from("/etc/gm/k.json"));
         assert!(!config.allow_unwatermarked);
-        assert_eq!((config.max_tokens, config.default_max_tokens), (512, 256));
+        assert_eq!((config.max_tokens, config.default_tokens()), (512, 256));
+        assert_eq!(
+            parse("key = \"k.json\"\nmax_tokens = 100\n")
+                .unwrap()
+                .default_tokens(),
+            100
+        );
         let config = parse("key = \"k.json\"\nmodel = \"m/x.gguf\"\nmax_tokens = 64\ndefault_max_tokens = 8\nallow_unwatermarked = true\n").unwrap();
         assert_eq!(
             config.model,
@@ -127,7 +139,7 @@ mod tests {
             ("key = \"other.json\"\n", "not one of keys"),
             ("key = \"k.json\"\nmax_tokens = 0\n", "at least 1"),
             (
-                "key = \"k.json\"\nmax_tokens = 8\n",
+                "key = \"k.json\"\nmax_tokens = 8\ndefault_max_tokens = 9\n",
                 "over generation.max_tokens",
             ),
             ("key = \"k.json\"\nwatermark = false\n", "watermark"),

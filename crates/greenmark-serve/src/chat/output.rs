@@ -89,13 +89,11 @@ impl<'t> Output<'t> {
 mod tests {
     use super::*;
 
-    fn tokenizer() -> Tokenizer {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../greenmark/tests/data/smollm2-tokenizer.json"
-        );
-        Tokenizer::from_file(path).unwrap()
-    }
+    /// SmolLM2's tokenizer, kept with the core's test data.
+    const SMOLLM2: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../greenmark/tests/data/smollm2-tokenizer.json"
+    );
 
     /// The deltas of `text`'s tokens, and whether a stop string ended them.
     fn run(tokenizer: &Tokenizer, text: &str, stops: &[&str]) -> (Vec<String>, bool) {
@@ -115,7 +113,7 @@ mod tests {
 
     #[test]
     fn the_text_is_cut_before_the_first_stop_and_no_delta_holds_part_of_it() {
-        let tokenizer = tokenizer();
+        let tokenizer = Tokenizer::from_file(SMOLLM2).unwrap();
         let text = "One fish, two fish. Red fish, blue fish. The end.";
         let (deltas, stopped) = run(&tokenizer, text, &["blue", "fish. R"]);
         assert!(stopped);

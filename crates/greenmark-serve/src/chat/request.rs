@@ -175,7 +175,7 @@ pub(crate) fn parse(value: &Value, policy: &GenerationConfig) -> Result<Params, 
     }
     Ok(Params {
         messages,
-        max_tokens: max_tokens.unwrap_or(policy.default_max_tokens),
+        max_tokens: max_tokens.unwrap_or_else(|| policy.default_tokens()),
         max_tokens_given: max_tokens.is_some(),
         temperature: temperature as f32,
         top_p: top_p.map(|p| p as f32),
