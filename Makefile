@@ -34,7 +34,7 @@ PYTHON ?= python3
 VLLM_SITE ?= target/vllm-site
 .PHONY: test-python
 test-python:
-	$(PYTHON) -m pip install -q maturin pytest numpy scipy mpmath torch transformers gguf accelerate "ray[data]==2.60.0" playwright
+	$(PYTHON) -m pip install -q maturin pytest numpy scipy mpmath torch transformers gguf accelerate "ray[data]==2.60.0" playwright openai
 	$(PYTHON) -m pip install -q llama-cpp-python
 	test -d $(VLLM_SITE)/vllm || $(PYTHON) -m pip install -q --no-deps --target $(VLLM_SITE) \
 	  vllm==0.33.0 msgspec==0.22.0 cbor2==6.3.0 pyzmq==27.3.0 aiohttp==3.14.5 multidict==7.2.1 \

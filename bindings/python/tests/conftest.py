@@ -75,3 +75,18 @@ def vllm_unavailable(err: Exception, what: str) -> None:
         f"VLLM IS NOT IMPORTABLE ({err}): {what} did NOT run. `make test-python` "
         "installs vllm==0.33.0 --no-deps into target/vllm-site and sets GREENMARK_VLLM_SITE.",
     )
+
+
+def greenmark_binary() -> pathlib.Path:
+    """The `greenmark` binary (built by `make test-rust`; built here if missing)."""
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    binary = target / "release" / "greenmark"
+    if not binary.exists():
+        subprocess.run(["cargo", "build", "--release", "-p", "greenmark-cli"], cwd=REPO, check=True)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def cli() -> pathlib.Path:
+    """The `greenmark` binary."""
+    return greenmark_binary()

@@ -4,23 +4,13 @@ over HTTP (the detector page in Chromium, the OpenAI-compatible endpoint)."""
 import contextlib
 import hashlib
 import json
-import os
 import pathlib
 import socket
 import subprocess
 import time
 import urllib.request
 
-from conftest import REPO, TOKENIZER
-
-
-def cli() -> pathlib.Path:
-    """The `greenmark` binary (built by `make test-rust`; built here if missing)."""
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    binary = target / "release" / "greenmark"
-    if not binary.exists():
-        subprocess.run(["cargo", "build", "--release", "-p", "greenmark-cli"], cwd=REPO, check=True)
-    return binary
+from conftest import TOKENIZER, greenmark_binary
 
 
 def free_port() -> int:
@@ -36,7 +26,8 @@ def sha256(token: str) -> str:
 @contextlib.contextmanager
 def serve(directory: pathlib.Path, keys, tokens, extra: str = "", args=()):
     """Runs `greenmark serve` with a config in `directory` naming `keys` (key files) and
-    `tokens` ({token: role}); yields the base URL and stops the server (SIGTERM) after."""
+    `tokens` ({token: role}), with `extra` TOML after the keys (top-level settings, then
+    tables); yields the base URL and stops the server (SIGTERM) after."""
     port = free_port()
     lines = [
         f'listen = "127.0.0.1:{port}"',
@@ -49,7 +40,7 @@ def serve(directory: pathlib.Path, keys, tokens, extra: str = "", args=()):
     config = directory / "serve.toml"
     config.write_text("\n".join(lines) + "\n")
     log = open(directory / "serve.log", "w+")
-    process = subprocess.Popen([cli(), "serve", "--config", config, *args], stdout=log, stderr=log)
+    process = subprocess.Popen([greenmark_binary(), "serve", "--config", config, *args], stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120

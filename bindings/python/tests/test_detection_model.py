@@ -2,7 +2,6 @@
 gives the same config, and the same ids, prompt, keys and span search give the same numbers."""
 
 import json
-import os
 import pathlib
 import subprocess
 
@@ -13,16 +12,6 @@ import greenmark
 from conftest import REPO, TOKENIZER
 
 SCHEMES = ["lefthash", "minhash", "sumhash", "selfhash", "unigram"]
-
-
-@pytest.fixture(scope="module")
-def cli() -> pathlib.Path:
-    """The `greenmark` binary (built by `make test-rust`; built here if missing)."""
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    binary = target / "release" / "greenmark"
-    if not binary.exists():
-        subprocess.run(["cargo", "build", "--release", "-p", "greenmark-cli"], cwd=REPO, check=True)
-    return binary
 
 
 def keygen(cli, path, *args) -> pathlib.Path:

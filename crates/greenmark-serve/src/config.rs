@@ -108,6 +108,9 @@ pub struct ServeConfig {
     /// Request limits.
     #[serde(default)]
     pub limits: Limits,
+    /// `POST /v1/chat/completions`: the model and key to generate with (none: not served).
+    #[serde(default)]
+    pub generation: Option<crate::generation::GenerationConfig>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -126,6 +129,9 @@ impl ServeConfig {
         config.tokenizer = base.join(&config.tokenizer);
         for key in &mut config.keys {
             *key = base.join(&*key);
+        }
+        if let Some(generation) = &mut config.generation {
+            generation.resolve(base, &config.keys)?;
         }
         if config.keys.is_empty() {
             return Err(ServeError::Config(

@@ -7,6 +7,11 @@
 //! - `GET /healthz`: `{"status": "ok"}`.
 //! - `POST /v1/detect`: `{"text": ...}` or `{"ids": [...]}`, with `prompt` (text) or
 //!   `prompt_ids`, `span` and `min_span_tokens`; or `{"inputs": [...]}` for a batch.
+//! - `POST /v1/chat/completions` (with a `[generation]` table, [`generation`]): OpenAI-compatible
+//!   chat completions, streamed as server-sent events with `"stream": true`, on the embedded
+//!   default model or a GGUF, watermarked with one of the service's keys by the operator's
+//!   policy. The answer names the key (its id, never its bytes) in an extension object
+//!   `watermark`; a request may ask for `"watermark": false` only where the operator allows it.
 //!
 //! Access is by bearer token, stored in the config as its SHA-256 and compared in constant
 //! time. A `public` token gets the verdict and the p-value only; a `trusted` token gets every
@@ -16,9 +21,11 @@
 
 mod api;
 pub mod auth;
+mod chat;
 pub mod config;
 mod detect;
 mod docs;
+pub mod generation;
 pub mod metrics;
 mod radioactivity;
 
@@ -38,6 +45,9 @@ pub enum ServeError {
     /// A key file, the tokenizer or a value the core checks is bad.
     #[error(transparent)]
     Core(#[from] greenmark::Error),
+    /// The generation model could not be loaded or does not fit the key.
+    #[error(transparent)]
+    Model(#[from] greenmark_lm::LmError),
     /// The listening socket failed.
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),

@@ -1,9 +1,11 @@
-//! `greenmark serve --config serve.toml`: the detection service (see `greenmark-serve`).
+//! `greenmark serve --config serve.toml [--model M.gguf]`: the detection service, and with a
+//! `[generation]` table a watermarking chat-completions endpoint (see `greenmark-serve`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use greenmark_serve::generation::ModelChoice;
 use greenmark_serve::{ServeConfig, Service};
 
 /// Arguments of `greenmark serve`.
@@ -13,12 +15,25 @@ pub struct Args {
     /// examples/serve.toml).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
+    /// Generate with this GGUF instead of the config's `generation.model` (needs a
+    /// `[generation]` table: the key to watermark with).
+    #[arg(long, value_name = "M.gguf")]
+    model: Option<PathBuf>,
 }
 
 /// Runs the service until Ctrl-C (or SIGTERM), then finishes the requests in flight.
 pub fn run(args: Args) -> Result<()> {
-    let config = ServeConfig::load(&args.config)
+    let mut config = ServeConfig::load(&args.config)
         .with_context(|| format!("cannot start from {}", args.config.display()))?;
+    if let Some(model) = args.model {
+        let Some(generation) = config.generation.as_mut() else {
+            bail!(
+                "--model needs a [generation] table in {} (at least `key = ...`, the key to                  watermark with; see examples/serve.toml)",
+                args.config.display()
+            );
+        };
+        generation.model = ModelChoice::Path(model);
+    }
     let service = Arc::new(Service::new(&config)?);
     let runtime = greenmark_serve::runtime().context("cannot start the async runtime")?;
     runtime.block_on(async move {
@@ -30,6 +45,9 @@ pub fn run(args: Args) -> Result<()> {
             listener.local_addr()?,
             config.keys.len()
         );
+        if let Some(model) = service.generation_model() {
+            eprintln!("greenmark serve: POST /v1/chat/completions generates with {model}");
+        }
         greenmark_serve::run(listener, service, shutdown_signal()).await?;
         eprintln!("greenmark serve: stopped");
         Ok(())
