@@ -144,39 +144,30 @@ impl Metrics {
                 h.count
             );
         }
-        header(
-            &mut out,
-            "greenmark_requests_in_flight",
-            "gauge",
-            "Requests being answered now.",
-        );
-        let _ = writeln!(
-            out,
-            "greenmark_requests_in_flight {}",
-            self.in_flight.load(Ordering::Relaxed)
-        );
-        header(
-            &mut out,
-            "greenmark_texts_scored_total",
-            "counter",
-            "Texts scored by /v1/detect.",
-        );
-        let _ = writeln!(
-            out,
-            "greenmark_texts_scored_total {}",
-            self.texts_scored.load(Ordering::Relaxed)
-        );
-        header(
-            &mut out,
-            "greenmark_tokens_scored_total",
-            "counter",
-            "Tokens in the texts scored by /v1/detect.",
-        );
-        let _ = writeln!(
-            out,
-            "greenmark_tokens_scored_total {}",
-            self.tokens_scored.load(Ordering::Relaxed)
-        );
+        let scalars = [
+            (
+                "greenmark_requests_in_flight",
+                "gauge",
+                "Requests being answered now.",
+                &self.in_flight,
+            ),
+            (
+                "greenmark_texts_scored_total",
+                "counter",
+                "Texts scored by /v1/detect.",
+                &self.texts_scored,
+            ),
+            (
+                "greenmark_tokens_scored_total",
+                "counter",
+                "Tokens in the texts scored by /v1/detect.",
+                &self.tokens_scored,
+            ),
+        ];
+        for (name, kind, help, value) in scalars {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
         out
     }
 }
