@@ -13,8 +13,8 @@ cd "$(dirname "$0")/../.."
 BIN=${GREENMARK_BIN:-${CARGO_TARGET_DIR:-target}/release/greenmark}
 OHA=${OHA:-oha}
 DURATION=${DURATION:-20s}
-SIZES=${SIZES:-"1024 10240"}
-CONNECTIONS=${CONNECTIONS:-"16 128"}
+SIZES=${SIZES-"1024 10240"}
+CONNECTIONS=${CONNECTIONS-"16 128"}
 SOAK=${SOAK:-0}
 dir=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$dir"' EXIT

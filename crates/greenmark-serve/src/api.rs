@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use greenmark::text::TextDetector;
-use greenmark::{Detector, KeyFile, Keyring};
+use greenmark::{Detector, GumbelDetector, KeyFile, Keyring, VllmWatermarkConfig};
 use serde_json::{json, Value};
 
 use crate::auth::{Caller, Tokens};
@@ -63,8 +63,20 @@ impl Service {
             Some(table) => Some(Arc::new(crate::chat::Generator::load(table, &tokenizer)?)),
             None => None,
         };
+        let mut keyring = Keyring::new(detectors)?;
+        for entry in &config.vllm {
+            let vllm = VllmWatermarkConfig::load(&entry.config).map_err(|e| {
+                ServeError::Config(format!(
+                    "vLLM watermark config {} ({}): {e}",
+                    entry.config.display(),
+                    entry.name
+                ))
+            })?;
+            keyring =
+                keyring.with_gumbel(&entry.name, GumbelDetector::new(vllm.key, vllm.config)?)?;
+        }
         Ok(Service {
-            keyring: Keyring::new(detectors)?,
+            keyring,
             text: TextDetector::new(tokenizer, &key, wm)?,
             radioactivity: keys_for_test(keys),
             tokens: Tokens::new(&config.tokens)?,

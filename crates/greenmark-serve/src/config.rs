@@ -53,6 +53,18 @@ pub struct TokenEntry {
     pub burst: Option<u32>,
 }
 
+/// A vLLM Gumbel watermark the service detects: the JSON its server was started with
+/// (`vllm serve --watermark-config`), and a public label that names it in answers. A vLLM key
+/// is a number people choose, so answers never carry anything derived from it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VllmEntry {
+    /// The `--watermark-config` JSON file.
+    pub config: PathBuf,
+    /// The label answers name it by (`key_id`): letters, digits, `.`, `_`, `-`.
+    pub name: String,
+}
+
 /// Request limits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -102,6 +114,10 @@ pub struct ServeConfig {
     /// The p-value below which a text is called watermarked (default 1e-6).
     #[serde(default = "default_threshold")]
     pub threshold: f64,
+    /// vLLM Gumbel watermarks to detect beside the keys (`[[vllm]]` tables), each tested
+    /// with the keys under one correction.
+    #[serde(default)]
+    pub vllm: Vec<VllmEntry>,
     /// Accepted bearer tokens. None: every request is refused (401).
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
@@ -129,6 +145,9 @@ impl ServeConfig {
         config.tokenizer = base.join(&config.tokenizer);
         for key in &mut config.keys {
             *key = base.join(&*key);
+        }
+        for entry in &mut config.vllm {
+            entry.config = base.join(&entry.config);
         }
         if let Some(generation) = &mut config.generation {
             generation.resolve(base, &config.keys)?;

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use greenmark::text::{Query, Source};
+use greenmark::text::{Answer, Query, Source};
 use greenmark::{SkipReason, SpanOptions, TokenScore};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -144,53 +144,83 @@ impl Service {
         let answer = query
             .score(&self.keyring, Some(&self.text))
             .map_err(|e| e.to_string())?;
-        let (ids, prompt) = (&answer.ids, &answer.prompt);
-        self.metrics.scored(1, ids.len() as u64);
+        self.metrics.scored(1, answer.ids.len() as u64);
         let mut record = answer.to_json(self.threshold);
         let object = record.as_object_mut().expect("a record is an object");
         if input.tokens {
-            let detector = &self.keyring.detectors()[answer.scored.strongest_key()];
-            let tokens = match &input.text {
-                Some(text) => {
-                    let annotation = self
-                        .text
-                        .annotate_with(detector, text, prompt)
-                        .map_err(|e| e.to_string())?;
-                    // Each token's text runs from the previous token's end, so the spaces
-                    // the tokenizer's offsets leave out are kept and the pieces spell the
-                    // (normalized) text.
-                    let mut from = 0;
-                    annotation
-                        .tokens
-                        .iter()
-                        .map(|t| {
-                            let mut entry = colour(t.score);
-                            entry["id"] = json!(t.id);
-                            let end = t.end.max(from);
-                            entry["text"] = json!(annotation.normalized[from..end]);
-                            from = end;
-                            entry
-                        })
-                        .collect()
-                }
-                None => {
-                    let (_, scores) = detector.annotate(ids, prompt).map_err(|e| e.to_string())?;
-                    ids.iter()
-                        .zip(scores)
-                        .map(|(&id, score)| {
-                            let mut entry = colour(score);
-                            entry["id"] = json!(id);
-                            entry
-                        })
-                        .collect::<Vec<_>>()
-                }
-            };
-            object.insert("tokens".into(), Value::Array(tokens));
+            object.insert("tokens".into(), self.token_detail(input, &answer)?);
         }
         if role == Role::Public {
             object.retain(|field, _| PUBLIC_FIELDS.contains(&field.as_str()));
         }
         Ok(record)
+    }
+}
+
+impl Service {
+    /// Each token under the strongest key: its id, its text (for text input), and its colour
+    /// (a greenmark key) or its score `-ln(1 - u)` (a vLLM Gumbel config; null where the
+    /// detector skipped it).
+    fn token_detail(&self, input: &Input, answer: &Answer) -> Result<Value, String> {
+        let (ids, prompt) = (&answer.ids, &answer.prompt);
+        let strongest = answer.scored.strongest_key();
+        let kgw = self.keyring.detectors();
+        // The colours of the strongest greenmark key (the first, when a Gumbel config fired:
+        // its annotation then only gives the text pieces).
+        let detector = kgw.get(strongest).unwrap_or(&kgw[0]);
+        let (scores, pieces) = match &input.text {
+            Some(text) => {
+                let annotation = self
+                    .text
+                    .annotate_with(detector, text, prompt)
+                    .map_err(|e| e.to_string())?;
+                // Each token's text runs from the previous token's end, so the spaces the
+                // tokenizer's offsets leave out are kept and the pieces spell the text.
+                let mut from = 0;
+                let pieces: Vec<String> = annotation
+                    .tokens
+                    .iter()
+                    .map(|t| {
+                        let end = t.end.max(from);
+                        let piece = annotation.normalized[from..end].to_string();
+                        from = end;
+                        piece
+                    })
+                    .collect();
+                let scores = annotation.tokens.iter().map(|t| t.score).collect();
+                (scores, Some(pieces))
+            }
+            None => (
+                detector.annotate(ids, prompt).map_err(|e| e.to_string())?.1,
+                None,
+            ),
+        };
+        let gumbel = match strongest.checked_sub(kgw.len()) {
+            Some(i) => Some(
+                self.keyring.gumbel()[i]
+                    .1
+                    .annotate(ids)
+                    .map_err(|e| e.to_string())?
+                    .1,
+            ),
+            None => None,
+        };
+        let tokens = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| {
+                let mut entry = match &gumbel {
+                    Some(g) => json!({ "score": g[i] }),
+                    None => colour(scores[i]),
+                };
+                entry["id"] = json!(id);
+                if let Some(pieces) = &pieces {
+                    entry["text"] = json!(pieces[i]);
+                }
+                entry
+            })
+            .collect();
+        Ok(Value::Array(tokens))
     }
 }
 

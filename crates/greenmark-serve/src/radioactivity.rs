@@ -110,3 +110,36 @@ fn run(
     record["radioactive"] = radioactive.into();
     Ok(record)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(gamma: f64, delta: f64) -> WatermarkConfig {
+        WatermarkConfig::builder(49_152)
+            .gamma(gamma)
+            .delta(delta)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn keys_pool_only_when_they_make_the_same_tokens_green() {
+        let key = |b| Key::from_bytes([b; 32]);
+        let same = keys_for_test(vec![
+            (key(1), config(0.25, 2.0)),
+            (key(2), config(0.25, 4.0)),
+        ]);
+        assert_eq!(same.unwrap().0.len(), 2, "delta alone may differ");
+        let err = keys_for_test(vec![
+            (key(1), config(0.25, 2.0)),
+            (key(2), config(0.5, 2.0)),
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("keys 1 and 2") && err.contains("gamma"),
+            "{err}"
+        );
+        assert!(!err.contains(&key(2).to_hex()));
+    }
+}

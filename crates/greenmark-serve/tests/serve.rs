@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::path::Path;
 
 use common::{body_json, hex, request, start_with, tokenizer, Server, PUBLIC, TRUSTED};
-use greenmark::{Detector, Key, Keyring, WatermarkConfig, Watermarker};
+use greenmark::{Detector, Key, KeyFile, Keyring, WatermarkConfig, Watermarker};
 use greenmark_serve::auth::digest;
 use greenmark_serve::{ServeConfig, Service};
 use serde_json::{json, Value};
@@ -272,6 +272,31 @@ fn configs_are_checked_before_serving() {
     let serve = ServeConfig::parse(&format!("{base}keys = [\"bare.key\"]\n"), dir.path()).unwrap();
     let err = Service::new(&serve).unwrap_err().to_string();
     assert!(err.contains("carries no watermark config"), "{err}");
+    // A vLLM config that is missing, or a label twice.
+    KeyFile::new(
+        Key::from_bytes([8; 32]),
+        Some(WatermarkConfig::new(49152).unwrap()),
+    )
+    .save(dir.path().join("good.json"))
+    .unwrap();
+    std::fs::write(
+        dir.path().join("v.json"),
+        r#"{"key": 5, "algorithm": "gumbel"}"#,
+    )
+    .unwrap();
+    for (tables, needle) in [
+        ("[[vllm]]\nconfig = \"nope.json\"\nname = \"a\"\n", "nope.json (a)"),
+        (
+            "[[vllm]]\nconfig = \"v.json\"\nname = \"a\"\n[[vllm]]\nconfig = \"v.json\"\nname = \"a\"\n",
+            "labelled \"a\"",
+        ),
+    ] {
+        let toml = format!("{base}keys = [\"good.json\"]\n{tables}");
+        let err = Service::new(&ServeConfig::parse(&toml, dir.path()).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
     let serve =
         ServeConfig::parse(&format!("{base}keys = [\"missing.json\"]\n"), dir.path()).unwrap();
     let err = Service::new(&serve).unwrap_err().to_string();
@@ -637,4 +662,72 @@ fn a_restart_answers_the_same() {
     let server = start("");
     let again = post(&server, Some(TRUSTED), &body).1;
     assert_eq!(first, again);
+}
+
+/// A vLLM Gumbel config beside the keys: its text fires it under one correction over all
+/// three, named by its label; per-token detail gives its scores; the vLLM key (a number
+/// someone chose) appears in no answer, and a span search says it covers keys only.
+#[test]
+fn vllm_gumbel_configs_are_detected_beside_the_keys() {
+    use greenmark::gumbel::{argmax, GumbelConfig, GumbelKey, GumbelWatermarker};
+    let secret = 987_654_321u64;
+    let vllm_dir = tempfile::tempdir().unwrap();
+    let path = vllm_dir.path().join("vllm.json");
+    std::fs::write(
+        &path,
+        format!("{{\"key\": {secret}, \"algorithm\": \"gumbel\"}}"),
+    )
+    .unwrap();
+    let server = start(&format!(
+        "[[vllm]]\nconfig = {:?}\nname = \"vllm-prod\"\n",
+        path.to_str().unwrap()
+    ));
+    let wm = GumbelWatermarker::new(GumbelKey::vllm(secret), GumbelConfig::default()).unwrap();
+    let mut request = wm.request(&[]);
+    let mut state = 99u64;
+    for _ in 0..60 {
+        let logits: Vec<f32> = (0..49_152)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 40) as f32 / (1u64 << 24) as f32 * 4.0
+            })
+            .collect();
+        request.next(&logits, 0.5, argmax).unwrap();
+    }
+    let ids = request.generated().to_vec();
+    let (status, record, raw) = post(&server, Some(TRUSTED), &json!({"ids": ids, "tokens": true}));
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["watermarked"], true, "{record}");
+    assert_eq!(record["key_id"], "vllm-prod");
+    assert_eq!(record["strongest_key"], 2);
+    assert_eq!(record["keys"].as_array().unwrap().len(), 3);
+    let scores = record["tokens"].as_array().unwrap();
+    assert_eq!(scores.len(), ids.len());
+    assert!(
+        scores
+            .iter()
+            .any(|t| t["score"].as_f64().is_some_and(|s| s > 0.0)),
+        "{record}"
+    );
+    let (_, public, public_raw) = post(&server, Some(PUBLIC), &json!({ "ids": ids }));
+    assert_eq!(public["key_id"], "vllm-prod");
+    for text in [&raw, &public_raw] {
+        assert!(
+            !text.contains(&secret.to_string()),
+            "the vLLM key left the process"
+        );
+    }
+    // Greenmark keys still fire as before; span search covers keys only.
+    let kgw = watermarked(&server.keys[0], &server.config, 60);
+    let (status, record, _) = post(&server, Some(TRUSTED), &json!({ "ids": kgw }));
+    assert_eq!(status, 200);
+    assert_eq!(record["strongest_key"], 0, "{record}");
+    let (status, refusal, _) = post(&server, Some(TRUSTED), &json!({"ids": kgw, "span": true}));
+    assert_eq!(status, 422, "{refusal}");
+    assert!(refusal["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("span search"));
 }

@@ -32,7 +32,9 @@ use crate::stats;
 /// Several detectors run together, with one p-value corrected for their number.
 #[derive(Debug, Clone)]
 pub struct Keyring {
-    detectors: Vec<Detector>,
+    pub(super) detectors: Vec<Detector>,
+    /// vLLM Gumbel configs with their labels (see [`Keyring::with_gumbel`]).
+    pub(super) gumbel: Vec<(String, crate::gumbel::GumbelDetector)>,
 }
 
 /// The result of running every key of a [`Keyring`]: each key's own (uncorrected) result, and
@@ -130,7 +132,10 @@ impl Keyring {
                 kept.push(d);
             }
         }
-        Ok(Keyring { detectors: kept })
+        Ok(Keyring {
+            detectors: kept,
+            gumbel: Vec::new(),
+        })
     }
 
     /// The detectors, one per distinct key and config, in the order given.

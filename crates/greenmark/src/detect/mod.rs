@@ -24,10 +24,12 @@
 //! ```
 
 mod keyring;
+mod mixed;
 mod scored;
 mod span;
 
 pub use keyring::{Keyring, KeyringDetection};
+pub use mixed::AnyDetection;
 pub use scored::Scored;
 pub use span::{SpanDetection, SpanOptions, MIN_SPAN_TOKENS};
 

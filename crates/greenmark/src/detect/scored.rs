@@ -12,8 +12,8 @@
 //! # Ok::<(), greenmark::Error>(())
 //! ```
 
-use super::{Detection, Keyring, KeyringDetection, SpanDetection, SpanOptions};
-use crate::error::Result;
+use super::{AnyDetection, Detection, Keyring, KeyringDetection, SpanDetection, SpanOptions};
+use crate::error::{Error, Result};
 use crate::key::KeyId;
 
 /// A text scored under every key of a keyring, whole or by span search.
@@ -24,6 +24,9 @@ pub enum Scored {
     Whole(KeyringDetection<Detection>),
     /// Span searches, one per key.
     Span(KeyringDetection<SpanDetection>),
+    /// Whole-text detections under a keyring that holds vLLM Gumbel configs: the greenmark
+    /// keys first, then the configs ([`Keyring::with_gumbel`]).
+    Mixed(KeyringDetection<AnyDetection>),
 }
 
 impl Keyring {
@@ -36,7 +39,15 @@ impl Keyring {
         span: Option<SpanOptions>,
     ) -> Result<Scored> {
         Ok(match span {
+            Some(_) if !self.gumbel.is_empty() => {
+                return Err(Error::Unsupported(
+                    "span search covers greenmark keys only, and this keyring holds vLLM \
+                     Gumbel configs: score the whole text"
+                        .into(),
+                ))
+            }
             Some(options) => Scored::Span(self.find_span(tokens, prompt, options)?),
+            None if !self.gumbel.is_empty() => Scored::Mixed(self.detect_mixed(tokens, prompt)?),
             None => Scored::Whole(self.detect(tokens, prompt)?),
         })
     }
@@ -48,6 +59,7 @@ impl Scored {
         match self {
             Scored::Whole(k) => k.is_significant(threshold),
             Scored::Span(k) => k.is_significant(threshold),
+            Scored::Mixed(k) => k.is_significant(threshold),
         }
     }
 
@@ -56,14 +68,26 @@ impl Scored {
         match self {
             Scored::Whole(k) => k.strongest_key,
             Scored::Span(k) => k.strongest_key,
+            Scored::Mixed(k) => k.strongest_key,
         }
     }
 
     /// The counts behind the verdict: the strongest key's, inside its span for span search.
+    /// With Gumbel configs ([`Scored::Mixed`]): the strongest greenmark key's (a Gumbel config
+    /// has no green counts).
     pub fn counts(&self) -> &Detection {
         match self {
             Scored::Whole(k) => &k.keys[k.strongest_key],
             Scored::Span(k) => &k.keys[k.strongest_key].span,
+            Scored::Mixed(k) => k
+                .keys
+                .iter()
+                .filter_map(|d| match d {
+                    AnyDetection::Kgw(d) => Some(d),
+                    AnyDetection::Gumbel { .. } => None,
+                })
+                .min_by(|a, b| a.ln_p_value.total_cmp(&b.ln_p_value))
+                .expect("a keyring holds at least one greenmark key"),
         }
     }
 
@@ -72,6 +96,7 @@ impl Scored {
         match self {
             Scored::Whole(k) => k.p_value,
             Scored::Span(k) => k.p_value,
+            Scored::Mixed(k) => k.p_value,
         }
     }
 
@@ -80,6 +105,7 @@ impl Scored {
         match self {
             Scored::Whole(k) => k.log10_p_value,
             Scored::Span(k) => k.log10_p_value,
+            Scored::Mixed(k) => k.log10_p_value,
         }
     }
 
@@ -87,7 +113,7 @@ impl Scored {
     pub fn span(&self) -> Option<&SpanDetection> {
         match self {
             Scored::Span(k) => Some(&k.keys[k.strongest_key]),
-            Scored::Whole(_) => None,
+            Scored::Whole(_) | Scored::Mixed(_) => None,
         }
     }
 
@@ -96,6 +122,7 @@ impl Scored {
         match self {
             Scored::Whole(k) => k.keys.len(),
             Scored::Span(k) => k.keys.len(),
+            Scored::Mixed(k) => k.keys.len(),
         }
     }
 
@@ -108,6 +135,11 @@ impl Scored {
                 .keys
                 .iter()
                 .map(|d| (d.span.key_id, d.log10_p_value))
+                .collect(),
+            Scored::Mixed(k) => k
+                .keys
+                .iter()
+                .map(|d| (d.key_id(), crate::stats::ln_to_log10(d.ln_p_value())))
                 .collect(),
         }
     }
@@ -125,15 +157,22 @@ impl Scored {
             Scored::Span(k) if k.keys.len() == 1 => serde_json::to_value(&k.keys[0]),
             Scored::Whole(k) => serde_json::to_value(k),
             Scored::Span(k) => serde_json::to_value(k),
+            Scored::Mixed(k) => serde_json::to_value(k),
         };
         let mut value = value.expect("detections serialize to JSON");
         let object = value
             .as_object_mut()
             .expect("a detection serializes as an object");
-        let counts = self.counts();
+        let (key_id, scheme) = match self {
+            Scored::Mixed(k) => {
+                let strongest = &k.keys[k.strongest_key];
+                (strongest.label(), strongest.scheme())
+            }
+            _ => (self.counts().key_id.to_string(), self.counts().scheme),
+        };
         object.insert("n_tokens".into(), n_tokens.into());
-        object.insert("key_id".into(), counts.key_id.to_string().into());
-        object.insert("scheme".into(), counts.scheme.into());
+        object.insert("key_id".into(), key_id.into());
+        object.insert("scheme".into(), scheme.into());
         object.insert("threshold".into(), threshold.into());
         object.insert("watermarked".into(), self.is_significant(threshold).into());
         value
