@@ -182,19 +182,15 @@ async fn track(State(service): State<Arc<Service>>, request: Request, next: Next
         .copied()
         .unwrap_or("other");
     let in_flight = service.metrics.start();
-    let timeout = service.limits.request_timeout();
-    let response = match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => error(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
-            format!(
-                "the request took over {} s (limits.request_timeout_secs): send the body \
-                 faster, or split the work",
-                timeout.as_secs_f64()
-            ),
-        )
-        .into_response(),
+    // A generation takes as long as its max_tokens asks (bounded by the operator's cap) and
+    // stops when its client leaves; only reading its body is bounded by the timeout.
+    let response = if route == GENERATION_ROUTE {
+        next.run(request).await
+    } else {
+        match tokio::time::timeout(service.limits.request_timeout(), next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => timed_out(&service.limits).into_response(),
+        }
     };
     drop(in_flight);
     let rejection = response.extensions().get::<Rejection>().map(|r| r.0);
@@ -205,6 +201,22 @@ async fn track(State(service): State<Arc<Service>>, request: Request, next: Next
         start.elapsed(),
     );
     response
+}
+
+/// The route whose answers take as long as generation does.
+const GENERATION_ROUTE: &str = "/v1/chat/completions";
+
+/// The refusal of a request that took too long.
+fn timed_out(limits: &Limits) -> ApiError {
+    error(
+        StatusCode::REQUEST_TIMEOUT,
+        "timeout",
+        format!(
+            "the request took over {} s (limits.request_timeout_secs): send the body faster, \
+             or split the work",
+            limits.request_timeout_secs
+        ),
+    )
 }
 
 /// The caller of a request, if their token is valid and within its rate; otherwise the
@@ -250,9 +262,10 @@ pub(crate) fn admit_trusted(
     Ok(caller)
 }
 
-/// The request body as JSON, at most `max` bytes.
-pub(crate) async fn read_json(body: Body, max: usize) -> Result<Value, ApiError> {
-    let Ok(bytes) = to_bytes(body, max).await else {
+/// The request body as JSON, at most `max` bytes, read within the request timeout.
+pub(crate) async fn read_json(body: Body, max: usize, limits: &Limits) -> Result<Value, ApiError> {
+    let read = tokio::time::timeout(limits.request_timeout(), to_bytes(body, max));
+    let Ok(bytes) = read.await.map_err(|_| timed_out(limits))? else {
         return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",

@@ -75,7 +75,9 @@ pub struct Limits {
     pub max_batch: usize,
     /// Longest a request may take, from its first byte to the answer, in seconds (default
     /// 30); slower ones get 408. A client that sends its body slowly cannot hold the
-    /// service: others are served meanwhile.
+    /// service: others are served meanwhile. For `/v1/chat/completions` only the body's
+    /// reading is bounded: an answer takes as long as its `max_tokens` asks (under the
+    /// operator's cap), and stops when its client leaves.
     pub request_timeout_secs: f64,
     /// Largest body of a `POST /v1/radioactivity` in bytes (default 16 MiB): a corpus of
     /// outputs is larger than a text.

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use greenmark::text::{Answer, Query, Source};
-use greenmark::{SkipReason, SpanOptions, TokenScore};
+use greenmark::{Keyring, SkipReason, SpanOptions, TokenScore};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -40,6 +40,8 @@ pub(crate) struct Input {
     /// Each token's colour under the strongest key (trusted callers only).
     #[serde(default)]
     tokens: bool,
+    /// Test only these keys (ids as answers print them, or vLLM config labels).
+    keys: Option<Vec<String>>,
 }
 
 /// Several texts.
@@ -56,7 +58,7 @@ pub(crate) async fn detect(
     body: Body,
 ) -> Result<Response, ApiError> {
     let caller = admit(&service, &headers)?;
-    let value = read_json(body, service.limits.max_body_bytes).await?;
+    let value = read_json(body, service.limits.max_body_bytes, &service.limits).await?;
     let batch = value.get("inputs").is_some();
     let parsed = if batch {
         serde_json::from_value::<Batch>(value).map(|b| b.inputs)
@@ -141,14 +143,23 @@ impl Service {
                     .with_span(n.map_or_else(SpanOptions::default, SpanOptions::with_min_tokens))
             }
         }
+        let selected;
+        let keyring = match &input.keys {
+            None => &self.keyring,
+            Some(names) => {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                selected = self.keyring.select(&names).map_err(|e| e.to_string())?;
+                &selected
+            }
+        };
         let answer = query
-            .score(&self.keyring, Some(&self.text))
+            .score(keyring, Some(&self.text))
             .map_err(|e| e.to_string())?;
         self.metrics.scored(1, answer.ids.len() as u64);
         let mut record = answer.to_json(self.threshold);
         let object = record.as_object_mut().expect("a record is an object");
         if input.tokens {
-            object.insert("tokens".into(), self.token_detail(input, &answer)?);
+            object.insert("tokens".into(), self.token_detail(keyring, input, &answer)?);
         }
         if role == Role::Public {
             object.retain(|field, _| PUBLIC_FIELDS.contains(&field.as_str()));
@@ -161,10 +172,15 @@ impl Service {
     /// Each token under the strongest key: its id, its text (for text input), and its colour
     /// (a greenmark key) or its score `-ln(1 - u)` (a vLLM Gumbel config; null where the
     /// detector skipped it).
-    fn token_detail(&self, input: &Input, answer: &Answer) -> Result<Value, String> {
+    fn token_detail(
+        &self,
+        keyring: &Keyring,
+        input: &Input,
+        answer: &Answer,
+    ) -> Result<Value, String> {
         let (ids, prompt) = (&answer.ids, &answer.prompt);
         let strongest = answer.scored.strongest_key();
-        let kgw = self.keyring.detectors();
+        let kgw = keyring.detectors();
         // The colours of the strongest greenmark key (the first, when a Gumbel config fired:
         // its annotation then only gives the text pieces).
         let detector = kgw.get(strongest).unwrap_or(&kgw[0]);
@@ -197,7 +213,7 @@ impl Service {
         };
         let gumbel = match strongest.checked_sub(kgw.len()) {
             Some(i) => Some(
-                self.keyring.gumbel()[i]
+                keyring.gumbel()[i]
                     .1
                     .annotate(ids)
                     .map_err(|e| e.to_string())?

@@ -62,7 +62,12 @@ pub(crate) async fn radioactivity(
         .radioactivity
         .clone()
         .map_err(|why| error(StatusCode::NOT_IMPLEMENTED, "not_available", why))?;
-    let value = read_json(body, service.limits.max_radioactivity_body_bytes).await?;
+    let value = read_json(
+        body,
+        service.limits.max_radioactivity_body_bytes,
+        &service.limits,
+    )
+    .await?;
     let request: Request = serde_json::from_value(value)
         .map_err(|e| error(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
     let bad_input = |message: String| error(StatusCode::UNPROCESSABLE_ENTITY, "bad_input", message);

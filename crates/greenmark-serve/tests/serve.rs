@@ -731,3 +731,37 @@ fn vllm_gumbel_configs_are_detected_beside_the_keys() {
         .unwrap()
         .contains("span search"));
 }
+
+/// A caller who knows the key (a chat answer names it) tests it alone: the correction is for
+/// one key, not two. An unknown id is a 422 that lists none of the service's ids.
+#[test]
+fn a_request_may_name_the_keys_to_test() {
+    let server = start("");
+    let ids = watermarked(&server.keys[1], &server.config, 40);
+    let (_, both, _) = post(&server, Some(TRUSTED), &json!({ "ids": ids }));
+    let id = server.keys[1].id().to_string();
+    let (status, one, _) = post(&server, Some(TRUSTED), &json!({"ids": ids, "keys": [id]}));
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["key_id"], id);
+    assert!(one.get("keys").is_none(), "one key: the flat record");
+    let gain = both["log10_p_value"].as_f64().unwrap() - one["log10_p_value"].as_f64().unwrap();
+    assert!((gain - 2f64.log10()).abs() < 1e-9, "{gain}");
+    let (status, refusal, raw) = post(
+        &server,
+        Some(PUBLIC),
+        &json!({"ids": ids, "keys": ["0000000000000000"]}),
+    );
+    assert_eq!(status, 422, "{raw}");
+    assert!(refusal["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not one of the keys"));
+    for key in &server.keys {
+        assert!(
+            !raw.contains(&key.id().to_string()),
+            "the refusal lists a key id"
+        );
+    }
+    let (status, _, _) = post(&server, Some(TRUSTED), &json!({"ids": ids, "keys": []}));
+    assert_eq!(status, 422);
+}

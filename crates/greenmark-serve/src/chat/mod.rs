@@ -218,7 +218,7 @@ pub(crate) async fn completions(
     body: Body,
 ) -> Result<Response, ApiError> {
     admit(&service, &headers)?;
-    let value = read_json(body, service.limits.max_body_bytes).await?;
+    let value = read_json(body, service.limits.max_body_bytes, &service.limits).await?;
     let Some(generator) = service.generation.clone() else {
         return Err(error(
             StatusCode::NOT_FOUND,

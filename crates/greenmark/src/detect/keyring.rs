@@ -138,6 +138,63 @@ impl Keyring {
         })
     }
 
+    /// The keyring restricted to the keys `names` names: a greenmark key by its id (hex, as
+    /// answers print it), a vLLM Gumbel config by its label. A caller who knows which key
+    /// watermarked a text (a chat answer names it) tests that key alone, and the correction
+    /// shrinks with the number of keys. A name that matches nothing is
+    /// [`Error::InvalidKeys`], which never lists the keyring's own names. The selection must
+    /// hold a greenmark key (a keyring always has one).
+    ///
+    /// ```
+    /// use greenmark::{Detector, Key, Keyring, WatermarkConfig};
+    /// let config = WatermarkConfig::new(1000)?;
+    /// let keys = [Key::from_bytes([1; 32]), Key::from_bytes([2; 32])];
+    /// let ring = Keyring::new(keys.iter().map(|k| Detector::new(k, config.clone())).collect())?;
+    /// let id = keys[1].id().to_string();
+    /// let one = ring.select(&[id.as_str()])?;
+    /// assert_eq!(one.detectors().len(), 1);
+    /// assert!(ring.select(&["0123456789abcdef"]).is_err());
+    /// # Ok::<(), greenmark::Error>(())
+    /// ```
+    pub fn select(&self, names: &[&str]) -> Result<Keyring> {
+        if names.is_empty() {
+            return Err(Error::InvalidKeys(
+                "name at least one key to test, or leave the selection out".into(),
+            ));
+        }
+        let mut detectors = Vec::new();
+        let mut gumbel = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            if let Some(d) = self
+                .detectors
+                .iter()
+                .find(|d| d.key_id().to_string() == *name)
+            {
+                if !detectors
+                    .iter()
+                    .any(|k: &Detector| k.key_id() == d.key_id())
+                {
+                    detectors.push(d.clone());
+                }
+            } else if let Some(g) = self.gumbel.iter().find(|(label, _)| label == name) {
+                if !gumbel.iter().any(|(label, _): &(String, _)| label == name) {
+                    gumbel.push(g.clone());
+                }
+            } else {
+                return Err(Error::InvalidKeys(format!(
+                    "key {} of the selection is not one of the keys this detector holds",
+                    i + 1
+                )));
+            }
+        }
+        if detectors.is_empty() {
+            return Err(Error::InvalidKeys(
+                "the selection names only vLLM Gumbel configs: name a greenmark key too".into(),
+            ));
+        }
+        Ok(Keyring { detectors, gumbel })
+    }
+
     /// The detectors, one per distinct key and config, in the order given.
     pub fn detectors(&self) -> &[Detector] {
         &self.detectors
