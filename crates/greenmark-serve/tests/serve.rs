@@ -28,20 +28,25 @@ fn post(server: &Server, token: Option<&str>, body: &Value) -> (u16, Value, Stri
     (status, body_json(&raw), raw)
 }
 
+/// A row of `n` logits uniform in [0, 4), from a linear congruential stream.
+fn random_logits(state: &mut u64, n: u32) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            *state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (*state >> 40) as f32 / (1u64 << 24) as f32 * 4.0
+        })
+        .collect()
+}
+
 /// Ids sampled greedily from random logits biased by `key`'s watermark.
 fn watermarked(key: &Key, config: &WatermarkConfig, n: usize) -> Vec<u32> {
     let w = Watermarker::new(key, config.clone());
     let mut ids = vec![7u32];
     let mut state = 12345u64;
     for _ in 0..n {
-        let mut logits: Vec<f32> = (0..config.vocab_size())
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (state >> 40) as f32 / (1u64 << 24) as f32 * 4.0
-            })
-            .collect();
+        let mut logits = random_logits(&mut state, config.vocab_size());
         w.bias(&mut logits, &ids).unwrap();
         let next = (0..logits.len())
             .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
@@ -686,14 +691,7 @@ fn vllm_gumbel_configs_are_detected_beside_the_keys() {
     let mut request = wm.request(&[]);
     let mut state = 99u64;
     for _ in 0..60 {
-        let logits: Vec<f32> = (0..49_152)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (state >> 40) as f32 / (1u64 << 24) as f32 * 4.0
-            })
-            .collect();
+        let logits = random_logits(&mut state, 49_152);
         request.next(&logits, 0.5, argmax).unwrap();
     }
     let ids = request.generated().to_vec();
