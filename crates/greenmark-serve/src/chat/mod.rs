@@ -109,6 +109,28 @@ impl Generator {
     /// The prompt's ids, with `params.max_tokens` cut to the context where it was not asked
     /// for, or why the request does not fit.
     fn prompt(&self, params: &mut Params) -> Result<Vec<u32>, ApiError> {
+        // The template's turns are marked with the model's special tokens, and the prompt is
+        // tokenized with them recognised: a message that wrote one would open a turn of its
+        // own (a system turn, say). Such content is refused rather than passed on.
+        for (i, message) in params.messages.iter().enumerate() {
+            let special = self
+                .tokenizer
+                .get_added_tokens_decoder()
+                .into_values()
+                .filter(|t| t.special)
+                .find(|t| message.content.contains(&t.content));
+            if let Some(token) = special {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!(
+                        "messages[{i}] contains the model's control token {:?}, which would \
+                         start a turn of its own: remove it",
+                        token.content
+                    ),
+                ));
+            }
+        }
         let ids = self
             .tokenizer
             .encode(chat_text(&params.messages), false)
