@@ -98,7 +98,7 @@ pub(crate) const ROUTES: [&str; 9] = [
     "/openapi.json",
     "/v1/detect",
     "/v1/radioactivity",
-    "/v1/chat/completions",
+    GENERATION_ROUTE,
 ];
 
 /// The service's routes.
@@ -112,7 +112,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/openapi.json", get(docs::openapi))
         .route("/v1/detect", post(detect::detect))
         .route("/v1/radioactivity", post(radioactivity::radioactivity))
-        .route("/v1/chat/completions", post(crate::chat::completions))
+        .route(GENERATION_ROUTE, post(crate::chat::completions))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,

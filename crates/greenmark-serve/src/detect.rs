@@ -166,9 +166,7 @@ impl Service {
         }
         Ok(record)
     }
-}
 
-impl Service {
     /// Each token under the strongest key: its id, its text (for text input), and its colour
     /// (a greenmark key) or its score `-ln(1 - u)` (a vLLM Gumbel config; null where the
     /// detector skipped it).
