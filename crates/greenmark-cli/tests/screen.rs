@@ -182,7 +182,14 @@ fn keygen_screen_writes_nothing_when_every_candidate_fails() {
             .args(tokenizer_args())
             .arg("--screen")
             .arg(&corpus)
-            .args(["--screen-chunk", "200", "--screen-no-dedup", "--json"])
+            .args([
+                "--screen-chunk",
+                "200",
+                "--screen-no-dedup",
+                "--screen-tries",
+                "1",
+            ])
+            .arg("--json")
             .output()
             .unwrap();
         let json = json_of(&out);

@@ -5,10 +5,10 @@
 //! figures of `docs/keys.md` come from this program.
 //!
 //! ```text
-//! cargo run --release -p greenmark-experiments --example screen_keys -- [--keys 200] [--out FILE.json]
+//! cargo run --release -p greenmark-cli --example screen_keys -- [--keys 200] [--out FILE.json]
 //! ```
 //!
-//! Keys are `Key::from_bytes` of a seeded ChaCha stream, so a run is reproducible. Text is
+//! Keys are `Key::from_bytes` of a seeded `StdRng` stream, so a run is reproducible. Text is
 //! tokenized with the SmolLM2 tokenizer (committed as test data) and normalized as
 //! `greenmark detect` does.
 
@@ -60,7 +60,7 @@ fn run() -> Result<(), Error> {
     let started = Instant::now();
     let genres = greenmark_lm::corpus::reference_corpus(&mut |l| eprintln!("{l}"))?;
     let tokenizer = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../crates/greenmark/tests/data/smollm2-tokenizer.json");
+        .join("../greenmark/tests/data/smollm2-tokenizer.json");
     let config = WatermarkConfig::new(49152)?;
     let text = TextDetector::from_file(&tokenizer, &Key::from_bytes([0; 32]), config.clone())?;
     let mut tokenized = Vec::new();
@@ -122,7 +122,7 @@ fn run() -> Result<(), Error> {
         for (name, docs) in &tokenized {
             corpus.add_genre(name, docs)?;
         }
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2026);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
         let t = Instant::now();
         let mut reports: Vec<ScreenReport> = Vec::with_capacity(keys);
         for _ in 0..keys {
@@ -140,9 +140,9 @@ fn run() -> Result<(), Error> {
             1e3 * seconds / keys as f64
         );
         println!(
-            "| genre | chunks | mean tuples | expected rate at 1e-3 | mean rate | median | 90th pct | 99th pct | max | keys over 3x nominal | rejected (KS / tail / either) |"
+            "| genre | chunks | mean tuples | expected rate at 1e-3 | mean rate | median | 90th pct | 99th pct | max | keys over 3x nominal | rejected (KS / tail / either) | mean rate, passed / rejected keys | max rate, passed keys |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         let mut genre_rows = Vec::new();
         for (gi, (name, _)) in tokenized.iter().enumerate() {
             let chunks = reports[0].genres[gi].n_chunks;
@@ -159,14 +159,27 @@ fn run() -> Result<(), Error> {
             let mean_1e2 = rates_1e2.iter().sum::<f64>() / rates_1e2.len() as f64;
             let max_1e2 = rates_1e2.iter().copied().fold(0.0, f64::max);
             let at_1e6: u64 = reports.iter().map(|r| r.genres[gi].fpr[2].count).sum();
+            let of = |passed: bool| -> Vec<f64> {
+                reports
+                    .iter()
+                    .filter(|r| r.passed == passed)
+                    .map(|r| r.genres[gi].fpr[1].rate)
+                    .collect()
+            };
+            let mean_of = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+            let (passed, failed) = (of(true), of(false));
+            let passed_max = passed.iter().copied().fold(0.0, f64::max);
             println!(
-                "| {name} | {chunks} | {mean_scored:.0} | {:.3}% | {:.3}% | {:.3}% | {:.3}% | {:.3}% | {:.3}% | {over} | {ks} / {tail} / {either} |",
+                "| {name} | {chunks} | {mean_scored:.0} | {:.3}% | {:.3}% | {:.3}% | {:.3}% | {:.3}% | {:.3}% | {over} | {ks} / {tail} / {either} | {:.3}% / {:.3}% | {:.3}% |",
                 100.0 * expected,
                 100.0 * mean,
                 100.0 * quantile(&rates, 0.5),
                 100.0 * quantile(&rates, 0.9),
                 100.0 * quantile(&rates, 0.99),
                 100.0 * rates[rates.len() - 1],
+                100.0 * mean_of(&passed),
+                100.0 * mean_of(&failed),
+                100.0 * passed_max,
             );
             genre_rows.push(json!({
                 "genre": name, "chunks": chunks, "mean_scored": mean_scored,
@@ -176,6 +189,8 @@ fn run() -> Result<(), Error> {
                 "keys_over_3x": over, "rejected_ks": ks, "rejected_tail": tail,
                 "rejected": either, "mean_rate_1e2": mean_1e2, "max_rate_1e2": max_1e2,
                 "count_1e6_all_keys": at_1e6,
+                "mean_rate_1e3_passed": mean_of(&passed), "mean_rate_1e3_rejected": mean_of(&failed),
+                "max_rate_1e3_passed": passed_max,
             }));
         }
         let rejected = reports.iter().filter(|r| !r.passed).count();
