@@ -12,6 +12,7 @@ mod gumbel;
 mod key;
 mod keyring;
 mod radioactivity;
+mod screen;
 mod watermark;
 
 use pyo3::prelude::*;
@@ -30,6 +31,7 @@ fn _greenmark(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<keyring::PyKeyring>()?;
     m.add_class::<keyring::PyKeyringDetection>()?;
     m.add_class::<radioactivity::PyRadioactivityTest>()?;
+    m.add_class::<screen::PyScreenCorpus>()?;
     gumbel::register(m)?;
     errors::register(m)
 }

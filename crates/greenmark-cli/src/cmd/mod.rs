@@ -6,6 +6,7 @@ pub mod generate;
 pub mod keygen;
 pub mod radioactivity;
 pub mod report;
+pub mod screen;
 pub mod serve;
 
 use std::path::{Path, PathBuf};

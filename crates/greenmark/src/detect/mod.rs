@@ -173,6 +173,11 @@ impl Detector {
         self
     }
 
+    /// Whether repeated `(seed, token)` tuples are scored once ([`Detector::with_dedup`]).
+    pub fn dedups(&self) -> bool {
+        self.dedup
+    }
+
     /// The config this detector scores for.
     pub fn config(&self) -> &WatermarkConfig {
         &self.config

@@ -15,6 +15,8 @@
 //!   Gumbel / Aaronson detector) is `Gamma(n, 1)`, so its p-value is `Q(n, s)`.
 //! * [`normal_tail_ln`]: `ln P(Z >= z)` for a z-score, accurate far into the tail.
 //! * [`ln_to_log10`]: for reports (`log10 p`).
+//! * [`ks_plus_statistic`], [`ks_plus_tail_ln`] and [`poisson_binomial_tail_ln`]: whether
+//!   a set of p-values is too small to be valid (key screening, [`crate::screen`]).
 //!
 //! The functions take plain numbers that callers have validated. They never panic: an
 //! input outside the documented domain (`p` outside `[0, 1]`, `a <= 0`, NaN, ...) gives
@@ -54,6 +56,7 @@
 
 mod binomial;
 mod gamma;
+mod goodness;
 mod normal;
 pub(crate) mod special;
 
@@ -270,4 +273,54 @@ pub fn sidak_ln(ln_p_min: f64, k: usize) -> f64 {
     // ln (1 - p)^K = K ln(1 - p) = K log1mexp(ln p); then ln(1 - e^that).
     let ln_keep = k * special::log1mexp(ln_p_min);
     special::log1mexp(ln_keep).min(0.0)
+}
+
+/// The one-sided Kolmogorov–Smirnov statistic `D+ = sup_t (F_m(t) - t)` of `p_values`
+/// against Uniform(0, 1), where `F_m` is their empirical cdf: how far the p-values are
+/// *smaller* than uniform ones. 0 for an empty slice.
+///
+/// ```
+/// use greenmark::stats::ks_plus_statistic;
+/// assert!((ks_plus_statistic(&[0.1, 0.9]) - 0.4).abs() < 1e-15); // F(0.1) = 1/2
+/// assert_eq!(ks_plus_statistic(&[1.0]), 0.0);
+/// ```
+pub fn ks_plus_statistic(p_values: &[f64]) -> f64 {
+    goodness::ks_plus_statistic(p_values)
+}
+
+/// `ln P(D+_m >= d)` for `m` independent Uniform(0, 1) values: the exact one-sided KS tail
+/// (Birnbaum & Tingey 1951), summed in log space over at most `m + 1` positive terms (no
+/// cancellation). `d <= 0` gives `0.0`, `d > 1` gives `-∞`; `m == 0` or NaN gives NaN.
+///
+/// **Discrete p-values.** Exact binomial p-values are *super-uniform* (`P(p <= t) <= t`), so
+/// each can be coupled with a uniform `U <= p`; `D+` only decreases when a value grows, so
+/// `D+(p) <= D+(U)` and this tail is a valid, conservative p-value for them too. (The
+/// two-sided statistic has no such guarantee, which is why screening uses `D+`.)
+///
+/// ```
+/// use greenmark::stats::ks_plus_tail_ln;
+/// // m = 1: D+ = 1 - U, so P(D+ >= d) = 1 - d.
+/// assert!((ks_plus_tail_ln(0.3, 1) - 0.7f64.ln()).abs() < 1e-14);
+/// // m = 2, d = 1/2: D+ >= 1/2 iff both values are <= 1/2, probability 1/4.
+/// assert!((ks_plus_tail_ln(0.5, 2) - 0.25f64.ln()).abs() < 1e-14);
+/// assert_eq!(ks_plus_tail_ln(0.0, 10), 0.0);
+/// ```
+pub fn ks_plus_tail_ln(d: f64, m: u64) -> f64 {
+    goodness::ks_plus_tail_ln(d, m)
+}
+
+/// `ln P(S >= k)` for `S` the number of successes of independent Bernoulli trials with the
+/// given `probabilities` (a Poisson-binomial variable); exact, by dynamic programming over
+/// `P(S_i = j)`, `j < k`, in log space (`O(len · k)`). With all probabilities equal it is the
+/// binomial tail. `k == 0` gives `0.0`, `k` above the number of trials `-∞`, a probability
+/// outside `[0, 1]` NaN.
+///
+/// ```
+/// use greenmark::stats::{binomial_tail_ln, poisson_binomial_tail_ln};
+/// let same = poisson_binomial_tail_ln(&[0.25; 40], 20);
+/// assert!((same - binomial_tail_ln(20, 40, 0.25)).abs() < 1e-12);
+/// assert!((poisson_binomial_tail_ln(&[0.5, 0.1], 2) - 0.05f64.ln()).abs() < 1e-15);
+/// ```
+pub fn poisson_binomial_tail_ln(probabilities: &[f64], k: u64) -> f64 {
+    goodness::poisson_binomial_tail_ln(probabilities, k)
 }
