@@ -48,6 +48,7 @@ pub mod radioactivity;
 pub mod scheme;
 pub mod stats;
 pub mod synthetic;
+pub mod synthid;
 #[cfg(feature = "tokenizers")]
 pub mod text;
 mod tuple;
