@@ -99,6 +99,29 @@ impl SynthIdTable {
         })
     }
 
+    /// The same table (same size and seed) with other keys: no second MT19937 pass.
+    ///
+    /// ```
+    /// use greenmark::synthid::{SynthIdConfig, SynthIdTable};
+    /// let a = SynthIdTable::new(SynthIdConfig::new(3, vec![1, 2])?)?;
+    /// let b = a.with_keys(vec![3, 4, 5])?;
+    /// assert_eq!(b.config().keys, [3, 4, 5]);
+    /// assert_eq!(a.table(), b.table());
+    /// assert!(a.with_keys(vec![]).is_err());
+    /// # Ok::<(), greenmark::Error>(())
+    /// ```
+    pub fn with_keys(&self, keys: Vec<i64>) -> Result<SynthIdTable> {
+        let config = SynthIdConfig {
+            keys,
+            ..self.config.clone()
+        };
+        config.validate()?;
+        Ok(SynthIdTable {
+            config,
+            ..self.clone()
+        })
+    }
+
     /// The config.
     pub fn config(&self) -> &SynthIdConfig {
         &self.config
