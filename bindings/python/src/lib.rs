@@ -12,6 +12,7 @@ mod gumbel;
 mod key;
 mod keyring;
 mod radioactivity;
+mod synthid;
 mod watermark;
 
 use pyo3::prelude::*;
@@ -31,5 +32,6 @@ fn _greenmark(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<keyring::PyKeyringDetection>()?;
     m.add_class::<radioactivity::PyRadioactivityTest>()?;
     gumbel::register(m)?;
+    synthid::register(m)?;
     errors::register(m)
 }

@@ -207,7 +207,8 @@ mod tests {
     #[test]
     fn exact_lattice_matches_big_rational_oracle() {
         // SynthID-like weights (10(D-1) - 9d), odd success rates (a realized table fraction).
-        let cases: &[(&[(u64, u64)], u64, u64)] = &[
+        type Case<'a> = (&'a [(u64, u64)], u64, u64);
+        let cases: &[Case] = &[
             (&[(30, 20), (21, 20), (12, 20), (3, 20)], 32801, 65536),
             (
                 &[

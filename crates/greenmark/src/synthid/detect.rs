@@ -309,7 +309,7 @@ impl SynthIdDetector {
             let context_hash = hash_tokens(&ngram[..n - 1]);
             let repeated = history.contains(context_hash);
             history.push(context_hash);
-            if start + n - 1 >= first_eos {
+            if start + n > first_eos {
                 d.n_skipped_eos += 1;
                 continue;
             }

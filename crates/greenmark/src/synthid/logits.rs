@@ -163,7 +163,7 @@ impl SynthIdWatermarker {
         logits: &mut [f32],
     ) -> Result<Vec<SynthIdStep>> {
         let b = states.len();
-        if b == 0 || last_input_ids.len() != b || logits.len() % b != 0 {
+        if b == 0 || last_input_ids.len() != b || !logits.len().is_multiple_of(b) {
             return Err(Error::BatchShape(format!(
                 "{} states, {} last input ids and {} logits: need one state and one id per row \
                  and a whole number of rows",
