@@ -1,0 +1,235 @@
+"""SynthID Text against transformers 5.24 itself (`SynthIDTextWatermarkLogitsProcessor`): the
+sampling table, g-values, context repetition mask and the watermarked logits over several steps;
+`model.generate(watermarking_config=...)` on the embedded SmolLM2 reproduced token for token by
+greenmark's processor and detected; p-values checked against scipy and mpmath."""
+
+import json
+import math
+
+import mpmath
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import greenmark
+from greenmark.synthid import SynthIdDetector, SynthIdLogitsProcessor, config_json
+from transformers import SynthIDTextWatermarkingConfig
+
+CONFIGS = [
+    dict(ngram_len=2, keys=[5, 77, 1000003]),
+    dict(ngram_len=3, keys=[654, 400, 836, 123, 340, 443, 597, 160, 57]),
+    dict(ngram_len=4, keys=[-5, 2**62, 12345, -(2**63)], sampling_table_size=1000, sampling_table_seed=42),
+    dict(ngram_len=5, keys=list(range(1, 31)), sampling_table_size=64, sampling_table_seed=7, context_history_size=16),
+    dict(ngram_len=5, keys=[9, 8, 7], sampling_table_seed=2**32 + 3, skip_first_ngram_calls=True),
+]
+IDS = ["n2", "n3-default-keys", "n4-table1000", "n5-table64-history16", "n5-skip-first"]
+
+
+def hf(cfg, vocab_size=49152):
+    return SynthIDTextWatermarkingConfig(**cfg).construct_processor(vocab_size, torch.device("cpu"))
+
+
+def sample_ids(seed, length, vocab=49152):
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, vocab, (1, length), generator=gen)
+    ids[0, 50:90] = ids[0, 10:50]  # a repeated stretch: repeated contexts and ngrams
+    ids[0, 100:120] = 3
+    return ids
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
+def test_sampling_table_g_values_and_masks_equal_transformers(cfg):
+    proc = hf(cfg)
+    det = SynthIdDetector(SynthIDTextWatermarkingConfig(**cfg))
+    table = proc.sampling_table.numpy()
+    np.testing.assert_array_equal(det.sampling_table(), table.astype(np.uint8))
+    assert det.p0 == table.mean()
+    for seed in range(3):
+        ids = sample_ids(seed, 300)
+        want = proc.compute_g_values(ids)[0].numpy()
+        np.testing.assert_array_equal(det.g_values(ids[0].numpy()), want.astype(np.uint8))
+        mask = proc.compute_context_repetition_mask(ids)[0].numpy()
+        np.testing.assert_array_equal(np.array(det.context_repetition_mask(ids[0].numpy())), mask)
+        assert not mask.all()  # the repeated stretch is masked
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
+@pytest.mark.parametrize("vocab", [1000, 49152])
+def test_watermarked_logits_equal_transformers_over_steps(cfg, vocab):
+    """Both processors see the same input_ids and scores for 14 steps (3 rows, prompts of
+    different lengths, a row that repeats one token so its contexts repeat). Unwatermarked rows
+    (skipped calls, repeated contexts) must be returned bit for bit; watermarked ones agree to
+    float32 rounding: both compute softmax and the per-depth update in float32, but torch sums
+    each row's probability mass with its vectorized float32 reduction while greenmark
+    accumulates in float64, so the masses differ in their last bits."""
+    theirs, ours = hf(cfg, vocab), SynthIdLogitsProcessor(cfg)
+    gen = torch.Generator().manual_seed(11)
+    input_ids = torch.randint(0, vocab, (3, 6), generator=gen)
+    worst = 0.0
+    unchanged = 0
+    for step in range(14):
+        scores = torch.randn(3, vocab, generator=gen) * 4
+        scores[1, : vocab // 10] = -math.inf  # as after top-k
+        want = theirs(input_ids, scores.clone())
+        got = ours(input_ids, scores.clone())
+        assert got.dtype == torch.float32 and got.shape == scores.shape
+        for row in range(3):
+            if torch.equal(want[row], scores[row]):
+                unchanged += 1
+                assert torch.equal(got[row], scores[row]), (step, row)
+            else:
+                finite = want[row] > torch.finfo(torch.float32).min
+                assert torch.equal(finite, got[row] > torch.finfo(torch.float32).min)
+                worst = max(worst, (got[row][finite] - want[row][finite]).abs().max().item())
+        next_ids = want.argmax(dim=1, keepdim=True)
+        next_ids[2] = 17  # row 2 repeats itself: its contexts repeat
+        input_ids = torch.cat([input_ids, next_ids], dim=1)
+    print(f"\nmax |difference| of watermarked log-probabilities: {worst:.2e}; unchanged rows {unchanged}")
+    assert worst < 2e-5
+    assert unchanged >= 10  # row 2 after ngram_len steps, and skipped calls
+
+
+def test_config_json_round_trip_and_errors():
+    cfg = SynthIDTextWatermarkingConfig(ngram_len=5, keys=[1, 2, 3])
+    det = SynthIdDetector(cfg)
+    assert json.loads(det.config_json) == cfg.to_dict()
+    assert json.loads(config_json(cfg)) == cfg.to_dict()
+    for bad, needle in [
+        ({"ngram_len": 5, "keys": []}, "keys"),
+        ({"ngram_len": 0, "keys": [1]}, "ngram_len"),
+        ({"ngram_len": 5, "keys": [1], "sampling_table_size": 2**24 + 1}, "sampling_table_size"),
+        ({"ngram_len": 5, "keys": [1], "sampling_table_seed": -1}, "sampling_table_seed"),
+        ({"ngram_len": 5, "keys": [1, 1]}, "distinct"),
+        ({"ngram_len": 5, "keys": [1], "ngram_length": 3}, "ngram_length"),
+    ]:
+        with pytest.raises(ValueError, match=needle) as info:
+            SynthIdDetector(bad)
+        assert isinstance(info.value, greenmark.ConfigError)
+    with pytest.raises(TypeError, match="SynthIDTextWatermarkingConfig"):
+        SynthIdDetector(42)
+    with pytest.raises(greenmark.TokenError, match="out of range"):
+        SynthIdDetector({"ngram_len": 2, "keys": [1]}, vocab_size=10).detect([1, 2, 10])
+    with pytest.raises(ValueError, match="threshold"):
+        SynthIdDetector({"ngram_len": 2, "keys": [1]}, threshold=2.0)
+    proc = SynthIdLogitsProcessor({"ngram_len": 2, "keys": [1]})
+    with pytest.raises(ValueError, match="batch"):
+        proc(torch.zeros(2, 3, dtype=torch.long), torch.zeros(3, 10))
+
+
+def mp_binomial_tail(k, n, p):
+    p = mpmath.mpf(p)
+    return mpmath.fsum(mpmath.binomial(n, j) * p**j * (1 - p) ** (n - j) for j in range(k, n + 1))
+
+
+def mp_weighted_tail(weights, counts, p, s):
+    """P(sum_d w_d X_d >= s), X_d ~ Bin(n_d, p), by exact polynomial products in mpmath."""
+    p = mpmath.mpf(p)
+    dist = {0: mpmath.mpf(1)}
+    for w, n in zip(weights, counts):
+        pmf = [mpmath.binomial(n, j) * p**j * (1 - p) ** (n - j) for j in range(n + 1)]
+        new = {}
+        for v, a in dist.items():
+            for j, b in enumerate(pmf):
+                new[v + w * j] = new.get(v + w * j, 0) + a * b
+        dist = new
+    return mpmath.fsum(a for v, a in dist.items() if v >= s)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS[:4], ids=IDS[:4])
+def test_p_values_equal_scipy_and_mpmath(cfg):
+    mpmath.mp.dps = 60
+    det = SynthIdDetector(cfg)
+    depth = len(cfg["keys"])
+    for seed in range(3):
+        ids = sample_ids(seed, 60 if depth > 10 else 150)[0].numpy()
+        d = det.detect(ids)
+        ones, n = sum(d.ones_per_depth), d.n_g_values
+        assert n == sum(d.scored_per_depth) > 0
+        assert d.mean_ln_p_value == pytest.approx(math.log(stats.binom.sf(ones - 1, n, d.p0)), rel=1e-9, abs=1e-12)
+        assert d.mean_ln_p_value == pytest.approx(float(mpmath.log(mp_binomial_tail(ones, n, d.p0))), rel=1e-10, abs=1e-12)
+        c = [1] if depth == 1 else [10 * (depth - 1) - 9 * i for i in range(depth)]
+        assert d.weighted_statistic == sum(w * o for w, o in zip(c, d.ones_per_depth))
+        want = float(mpmath.log(mp_weighted_tail(c, d.scored_per_depth, d.p0, d.weighted_statistic)))
+        if d.weighted_method == "exact":
+            assert d.weighted_ln_p_value == pytest.approx(want, rel=1e-9, abs=1e-11)
+        else:
+            assert d.weighted_ln_p_value >= want
+
+
+def _load_smollm2():
+    import os
+    import time
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from conftest import gguf_path
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = gguf_path()
+    start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    model.eval()
+    print(f"\nloaded {path.name} in {time.perf_counter() - start:.1f} s")
+    return model, tokenizer
+
+
+GEN_CONFIG = dict(ngram_len=5, keys=[654, 400, 836, 123, 340, 443, 597, 160, 57, 29, 590, 639, 13, 715, 468, 990])
+PROMPTS = [
+    "Write a short story about a lighthouse keeper who finds a message in a bottle.",
+    "Explain how a bicycle works to a ten-year-old, step by step.",
+]
+
+
+def _generate(model, tokenizer, **kwargs):
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    chats = [
+        tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+        for p in PROMPTS
+    ]
+    batch = tokenizer(chats, return_tensors="pt", padding=True, add_special_tokens=False)
+    torch.manual_seed(4321)
+    with torch.no_grad():
+        out = model.generate(
+            **batch,
+            do_sample=True,
+            temperature=1.0,
+            top_k=0,
+            top_p=1.0,
+            min_new_tokens=150,
+            max_new_tokens=150,
+            pad_token_id=tokenizer.pad_token_id,
+            **kwargs,
+        )
+    return out[:, batch["input_ids"].shape[1] :].numpy()
+
+
+def test_generate_with_transformers_synthid_is_reproduced_and_detected():
+    from transformers import LogitsProcessorList
+
+    model, tokenizer = _load_smollm2()
+    theirs = _generate(model, tokenizer, watermarking_config=SynthIDTextWatermarkingConfig(**GEN_CONFIG))
+    ours = _generate(model, tokenizer, logits_processor=LogitsProcessorList([SynthIdLogitsProcessor(GEN_CONFIG)]))
+    plain = _generate(model, tokenizer)
+    # Same seed, same processor order (after temperature / top-k / top-p): the same tokens.
+    np.testing.assert_array_equal(ours, theirs)
+    det = SynthIdDetector(GEN_CONFIG, eos_token_id=tokenizer.eos_token_id, vocab_size=model.config.vocab_size)
+    for marked, unmarked in zip(theirs, plain):
+        d, p = det.detect(marked), det.detect(unmarked)
+        print(f"\nwatermarked {d}\nplain       {p}")
+        assert d.is_watermarked and d.weighted_log10_p_value < -4, d.to_dict()
+        assert p.weighted_p_value > 1e-3 and p.mean_p_value > 1e-3, p.to_dict()
+    # Plain text under many random keys: the p-values are uniform or conservative.
+    rng = np.random.default_rng(0)
+    pvals = []
+    for _ in range(300):
+        keys = [int(k) for k in rng.integers(-(2**63), 2**63 - 1, size=8, dtype=np.int64)]
+        d = SynthIdDetector({"ngram_len": 5, "keys": keys}).detect(plain[rng.integers(0, 2)])
+        pvals.append((d.mean_p_value, d.weighted_p_value))
+    pvals = np.array(pvals)
+    for level in (0.05, 0.2, 0.5):
+        # Upper 1e-6 bound of Binomial(300, level): a correct test exceeds it almost never.
+        bound = stats.binom.isf(1e-6, 300, level)
+        assert (pvals <= level).sum(axis=0).max() <= bound, (level, (pvals <= level).mean(axis=0))
