@@ -33,8 +33,9 @@ def hf(cfg, vocab_size=49152):
 def sample_ids(seed, length, vocab=49152):
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, vocab, (1, length), generator=gen)
-    ids[0, 50:90] = ids[0, 10:50]  # a repeated stretch: repeated contexts and ngrams
-    ids[0, 100:120] = 3
+    if length >= 120:
+        ids[0, 50:90] = ids[0, 10:50]  # a repeated stretch: repeated contexts and ngrams
+        ids[0, 100:120] = 3
     return ids
 
 
@@ -62,13 +63,22 @@ def test_watermarked_logits_equal_transformers_over_steps(cfg, vocab):
     (skipped calls, repeated contexts) must be returned bit for bit; watermarked ones agree to
     float32 rounding: both compute softmax and the per-depth update in float32, but torch sums
     each row's probability mass with its vectorized float32 reduction while greenmark
-    accumulates in float64, so the masses differ in their last bits."""
+    accumulates in float64, so the masses differ in their last bits. A token with g = 0 is
+    multiplied by 1 - mass, which cancels when the g = 1 tokens hold most of the mass, so that
+    last-bit difference becomes a relative difference of the factor and compounds over the depths
+    of tiny probabilities: measured up to 15 float32 ulps of a log-probability of -54 (5.7e-5),
+    and with 30 depths a mass that rounds to 1 on one side and not the other sends a
+    probability of ~1e-24 to exactly 0 (log = finfo.min) on one side only. The probabilities
+    themselves differ by at most 2e-7. Hence: probabilities to 1e-6 absolute everywhere, and
+    log-probabilities to 1e-5 + 5e-6 |log p| wherever p > 1e-13 (about 40-85% of entries are
+    bit-equal at V = 1000)."""
     theirs, ours = hf(cfg, vocab), SynthIdLogitsProcessor(cfg)
     gen = torch.Generator().manual_seed(11)
     input_ids = torch.randint(0, vocab, (3, 6), generator=gen)
-    worst = 0.0
+    worst = worst_p = 0.0
     unchanged = 0
-    for step in range(14):
+    steps = 14 if vocab <= 1000 else 7
+    for step in range(steps):
         scores = torch.randn(3, vocab, generator=gen) * 4
         scores[1, : vocab // 10] = -math.inf  # as after top-k
         want = theirs(input_ids, scores.clone())
@@ -79,15 +89,18 @@ def test_watermarked_logits_equal_transformers_over_steps(cfg, vocab):
                 unchanged += 1
                 assert torch.equal(got[row], scores[row]), (step, row)
             else:
-                finite = want[row] > torch.finfo(torch.float32).min
-                assert torch.equal(finite, got[row] > torch.finfo(torch.float32).min)
-                worst = max(worst, (got[row][finite] - want[row][finite]).abs().max().item())
+                # Probabilities (finfo.min is probability 0) everywhere; log-probabilities
+                # where the probability is above 1e-13.
+                worst_p = max(worst_p, (got[row].exp() - want[row].exp()).abs().max().item())
+                live = want[row] > -30
+                g, w = got[row][live], want[row][live]
+                worst = max(worst, ((g - w).abs() / (1e-5 + 5e-6 * w.abs())).max().item())
         next_ids = want.argmax(dim=1, keepdim=True)
         next_ids[2] = 17  # row 2 repeats itself: its contexts repeat
         input_ids = torch.cat([input_ids, next_ids], dim=1)
-    print(f"\nmax |difference| of watermarked log-probabilities: {worst:.2e}; unchanged rows {unchanged}")
-    assert worst < 2e-5
-    assert unchanged >= 10  # row 2 after ngram_len steps, and skipped calls
+    print(f"\nlog-prob difference / (1e-5 + 5e-6 |log p|): max {worst:.2f}; prob difference max {worst_p:.1e}")
+    assert worst <= 1.0 and worst_p <= 1e-6
+    assert unchanged >= steps - cfg["ngram_len"]  # row 2's repeated contexts, skipped calls
 
 
 def test_config_json_round_trip_and_errors():
@@ -122,18 +135,19 @@ def mp_binomial_tail(k, n, p):
     return mpmath.fsum(mpmath.binomial(n, j) * p**j * (1 - p) ** (n - j) for j in range(k, n + 1))
 
 
-def mp_weighted_tail(weights, counts, p, s):
-    """P(sum_d w_d X_d >= s), X_d ~ Bin(n_d, p), by exact polynomial products in mpmath."""
-    p = mpmath.mpf(p)
-    dist = {0: mpmath.mpf(1)}
+def exact_weighted_tail(weights, counts, ones, size, s):
+    """ln P(sum_d w_d X_d >= s), X_d ~ Bin(n_d, ones/size), by exact integer polynomials."""
+    poly = [1]
     for w, n in zip(weights, counts):
-        pmf = [mpmath.binomial(n, j) * p**j * (1 - p) ** (n - j) for j in range(n + 1)]
-        new = {}
-        for v, a in dist.items():
-            for j, b in enumerate(pmf):
-                new[v + w * j] = new.get(v + w * j, 0) + a * b
-        dist = new
-    return mpmath.fsum(a for v, a in dist.items() if v >= s)
+        new = [0] * (len(poly) + w * n)
+        terms = [math.comb(n, j) * ones**j * (size - ones) ** (n - j) for j in range(n + 1)]
+        for v, a in enumerate(poly):
+            if a:
+                for j, b in enumerate(terms):
+                    new[v + w * j] += a * b
+        poly = new
+    num, den = sum(poly[s:]), size ** sum(counts)
+    return float(mpmath.log(mpmath.mpf(num) / mpmath.mpf(den))) if num else -math.inf
 
 
 @pytest.mark.parametrize("cfg", CONFIGS[:4], ids=IDS[:4])
@@ -142,7 +156,7 @@ def test_p_values_equal_scipy_and_mpmath(cfg):
     det = SynthIdDetector(cfg)
     depth = len(cfg["keys"])
     for seed in range(3):
-        ids = sample_ids(seed, 60 if depth > 10 else 150)[0].numpy()
+        ids = sample_ids(seed, 12 if depth > 10 else 40)[0].numpy()
         d = det.detect(ids)
         ones, n = sum(d.ones_per_depth), d.n_g_values
         assert n == sum(d.scored_per_depth) > 0
@@ -150,7 +164,8 @@ def test_p_values_equal_scipy_and_mpmath(cfg):
         assert d.mean_ln_p_value == pytest.approx(float(mpmath.log(mp_binomial_tail(ones, n, d.p0))), rel=1e-10, abs=1e-12)
         c = [1] if depth == 1 else [10 * (depth - 1) - 9 * i for i in range(depth)]
         assert d.weighted_statistic == sum(w * o for w, o in zip(c, d.ones_per_depth))
-        want = float(mpmath.log(mp_weighted_tail(c, d.scored_per_depth, d.p0, d.weighted_statistic)))
+        table = det.sampling_table()
+        want = exact_weighted_tail(c, d.scored_per_depth, int(table.sum()), len(table), d.weighted_statistic)
         if d.weighted_method == "exact":
             assert d.weighted_ln_p_value == pytest.approx(want, rel=1e-9, abs=1e-11)
         else:
