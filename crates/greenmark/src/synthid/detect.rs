@@ -1,7 +1,10 @@
 //! Detection without a trained classifier: the mean and weighted mean g-value scores of
 //! google-deepmind/synthid-text, each with an exact-or-conservative p-value in log space.
 
+use std::sync::{Arc, OnceLock};
+
 use super::config::SynthIdConfig;
+use super::null::{base_index, ShiftNull, Spectrum, SynthIdNull};
 use super::table::{hash_tokens, ContextHistory, SynthIdTable};
 use crate::error::{Error, Result};
 use crate::stats::{self, TailMethod};
@@ -69,9 +72,14 @@ pub struct SynthIdDetection {
     pub scored_per_depth: Vec<u64>,
     /// Ones among them, per depth.
     pub ones_per_depth: Vec<u64>,
-    /// The null probability of a one: the fraction of ones in the sampling table.
+    /// The fraction of ones in the sampling table (the null probability of a one, and the
+    /// binomial null's rate).
     pub p0: f64,
-    /// synthid-text's `mean_score`, with the exact binomial tail.
+    /// The null the p-values are computed under: [`SynthIdNull::ShiftExact`] (power-of-two
+    /// tables: the exact law over the keys, see [`ShiftNull`]) or [`SynthIdNull::Binomial`].
+    pub null: SynthIdNull,
+    /// synthid-text's `mean_score`, with its exact tail (or, for very long texts under the
+    /// shift null, the Chernoff bound).
     pub mean: SynthIdScore,
     /// synthid-text's `weighted_mean_score` (weights `linspace(10, 1, D)` normalised to sum to
     /// `D`), with the exact lattice tail or the Chernoff bound. It decides `is_watermarked`.
@@ -90,6 +98,8 @@ pub struct SynthIdCache {
     /// Used instead of the bitset when `depth * table size` bits would exceed
     /// [`MAX_BITSET_BITS`].
     seen_set: hashbrown::HashSet<u64, super::table::MixState>,
+    /// Base indices of the scored ngrams (power-of-two tables).
+    bases: Vec<u32>,
 }
 
 /// The largest bitset of scored table entries a cache allocates (`depth * table size` bits,
@@ -148,6 +158,8 @@ pub struct SynthIdDetector {
     vocab_size: Option<u32>,
     threshold: f64,
     max_work: u64,
+    /// The table's DFT for the shift null's correlation, built on first use.
+    spectrum: Arc<OnceLock<Spectrum>>,
 }
 
 impl SynthIdDetector {
@@ -182,6 +194,7 @@ impl SynthIdDetector {
             vocab_size: None,
             threshold: 0.01,
             max_work: DEFAULT_MAX_LATTICE_WORK,
+            spectrum: Arc::new(OnceLock::new()),
         })
     }
 
@@ -283,6 +296,8 @@ impl SynthIdDetector {
             cache.touched.clear();
         }
         cache.seen_set.clear();
+        cache.bases.clear();
+        let shift_null = size.is_power_of_two();
         let first_eos = self
             .eos
             .and_then(|eos| ids.iter().position(|&t| t == eos))
@@ -299,6 +314,11 @@ impl SynthIdDetector {
             scored_per_depth: vec![0; depth],
             ones_per_depth: vec![0; depth],
             p0: self.table.p0(),
+            null: if shift_null {
+                SynthIdNull::ShiftExact
+            } else {
+                SynthIdNull::Binomial
+            },
             mean: SynthIdScore::new(0.0, 0, (0.0, TailMethod::Exact)),
             weighted: SynthIdScore::new(0.0, 0, (0.0, TailMethod::Exact)),
             is_watermarked: false,
@@ -337,6 +357,12 @@ impl SynthIdDetector {
                 d.ones_per_depth[k] += u64::from(table[index]);
             }
             if any {
+                if shift_null {
+                    // A power-of-two table reads entry (a + shift_k) at depth k, so an entry
+                    // is new at one depth exactly when it is new at every depth, and the scored
+                    // ngrams are those of distinct base index a.
+                    cache.bases.push(base_index(h, size)?);
+                }
                 d.n_scored += 1;
             } else {
                 d.n_skipped_duplicate += 1;
@@ -346,10 +372,13 @@ impl SynthIdDetector {
             cache.seen[w] = 0;
         }
         cache.touched.clear();
-        self.finish(d)
+        self.finish(d, shift_null.then_some(&cache.bases[..]))
     }
 
-    fn finish(&self, mut d: SynthIdDetection) -> Result<SynthIdDetection> {
+    fn finish(&self, mut d: SynthIdDetection, bases: Option<&[u32]>) -> Result<SynthIdDetection> {
+        if let Some(bases) = bases {
+            return self.finish_shift(d, bases);
+        }
         let depth = self.weights.len();
         let total: u64 = d.scored_per_depth.iter().sum();
         let ones: u64 = d.ones_per_depth.iter().sum();
@@ -387,6 +416,48 @@ impl SynthIdDetector {
             weighted,
             statistic,
             stats::weighted_binomial_tail_ln(&terms, p0, statistic, self.max_work),
+        );
+        d.is_watermarked = d.weighted.ln_p_value <= self.threshold.ln();
+        Ok(d)
+    }
+
+    /// The p-values under the shift null: the per-depth counts are iid copies of the count
+    /// over a uniformly random shift of the table (see [`ShiftNull`]).
+    fn finish_shift(&self, mut d: SynthIdDetection, bases: &[u32]) -> Result<SynthIdDetection> {
+        let depth = self.weights.len();
+        let table = self.table.table();
+        let spectrum = self.spectrum.get_or_init(|| Spectrum::new(table));
+        let null = ShiftNull::with_spectrum(table, bases, spectrum);
+        let total: u64 = d.scored_per_depth.iter().sum();
+        let ones: u64 = d.ones_per_depth.iter().sum();
+        debug_assert!(d.scored_per_depth.iter().all(|&n| n == bases.len() as u64));
+        d.n_g_values = total;
+        let mean = if total == 0 {
+            0.0
+        } else {
+            ones as f64 / total as f64
+        };
+        d.mean = SynthIdScore::new(
+            mean,
+            ones,
+            null.tail_ln(&vec![1; depth], ones, self.max_work)?,
+        );
+        let sum_c: u64 = self.weights.iter().sum();
+        let statistic: u64 = self
+            .weights
+            .iter()
+            .zip(&d.ones_per_depth)
+            .map(|(c, o)| c * o)
+            .sum();
+        let weighted = if total == 0 {
+            0.0
+        } else {
+            statistic as f64 * depth as f64 / sum_c as f64 / total as f64
+        };
+        d.weighted = SynthIdScore::new(
+            weighted,
+            statistic,
+            null.tail_ln(&self.weights, statistic, self.max_work)?,
         );
         d.is_watermarked = d.weighted.ln_p_value <= self.threshold.ln();
         Ok(d)

@@ -45,6 +45,7 @@ mod config;
 mod detect;
 mod logits;
 mod mt19937;
+mod null;
 mod table;
 
 pub use config::{SynthIdConfig, MAX_CONTEXT_HISTORY_SIZE, MAX_NGRAM_LEN, MAX_SAMPLING_TABLE_SIZE};
@@ -52,4 +53,5 @@ pub use detect::{
     SynthIdCache, SynthIdDetection, SynthIdDetector, SynthIdScore, DEFAULT_MAX_LATTICE_WORK,
 };
 pub use logits::{SynthIdRequest, SynthIdScratch, SynthIdState, SynthIdStep, SynthIdWatermarker};
+pub use null::{base_index, key_shift, shift_counts, ShiftNull, SynthIdNull};
 pub use table::{accumulate_hash, eos_mask, hash_tokens, SynthIdTable, LCG_MULTIPLIER};
