@@ -122,7 +122,15 @@ impl SynthIdCache {
 /// the same table entry was already scored at that depth (then it is a copy of a g-value
 /// already counted: always the case for a repeated ngram).
 ///
-/// **The null.** For text written without the keys, each scored g-value is modelled as an
+/// **The null, power-of-two tables** (the default 2^16): exact over uniformly random keys. A
+/// key only shifts the table (index `(a + s_d) mod N`), so the ones at a depth are, for the
+/// fixed text, the count `C(s)` at one uniform shift; depths are iid copies, and both scores'
+/// tails are computed from the exact law of `C` over all `N` shifts ([`ShiftNull`]; the result
+/// says [`SynthIdNull::ShiftExact`]). The mean score's tail is then exact or (very long and
+/// deep texts) the Chernoff bound, like the weighted one.
+///
+/// **The null, other sizes** ([`SynthIdNull::Binomial`]). For text written without the keys,
+/// each scored g-value is modelled as an
 /// independent Bernoulli(`p0`), where `p0` is the fraction of ones in the sampling table: the
 /// keys make the hash land on an entry of the table that the text's author cannot predict, and
 /// the table itself is public and fixed by its seed, so `P(g = 1)` is the table's realized

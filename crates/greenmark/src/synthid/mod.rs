@@ -11,7 +11,9 @@
 //!   contexts; `skip_first_ngram_calls`), one row or a batch; [`SynthIdRequest`] for
 //!   greenmark's samplers.
 //! - [`SynthIdDetector`]: synthid-text's mean and weighted mean scores with p-values in log
-//!   space (exact binomial; exact lattice or Chernoff bound), over deduplicated g-values.
+//!   space, over deduplicated g-values: for power-of-two tables exact over the keys
+//!   ([`ShiftNull`]: a key only shifts the table), otherwise binomial.
+//! - [`ShiftNull`]: the exact law over the keys of a fixed text's counts.
 //!
 //! transformers' hash differs from the one used to watermark the Gemini app, so neither this
 //! nor transformers detects Gemini's watermark.
