@@ -101,7 +101,17 @@ impl PySynthIdDetection {
     fn mean_score(&self) -> f64 {
         self.0.mean.score
     }
-    /// Its exact binomial p-value.
+    /// "shift-exact" (power-of-two table: exact over the keys) or "binomial".
+    #[getter]
+    fn null(&self) -> &'static str {
+        self.0.null.as_str()
+    }
+    /// "exact" or "chernoff" (the mean score's tail; Chernoff only for very long, deep texts).
+    #[getter]
+    fn mean_method(&self) -> &'static str {
+        method(&self.0.mean)
+    }
+    /// Its p-value under `null`.
     #[getter]
     fn mean_p_value(&self) -> f64 {
         self.0.mean.p_value
@@ -171,6 +181,7 @@ impl PySynthIdDetection {
         d.set_item("scored_per_depth", x.scored_per_depth.clone())?;
         d.set_item("ones_per_depth", x.ones_per_depth.clone())?;
         d.set_item("p0", x.p0)?;
+        d.set_item("null", x.null.as_str())?;
         d.set_item("mean", score_dict(py, &x.mean)?)?;
         d.set_item("weighted", score_dict(py, &x.weighted)?)?;
         d.set_item("is_watermarked", x.is_watermarked)?;

@@ -163,6 +163,74 @@ def exact_weighted_tail(weights, counts, ones, size, s):
     return float(mpmath.log(mpmath.mpf(num) / mpmath.mpf(den))) if num else -math.inf
 
 
+M64 = 6364136223846793005
+
+
+def shift_null_tails(cfg, ids, ones_per_depth, weights, stat_mean, stat_weighted):
+    """The shift null by brute force over the keys: for every key residue k < size (a key
+    matters only mod a power-of-two size), the ones counted through transformers' hash with
+    the context repetition mask and the dedup by entry; the histogram convolved over depths in
+    exact integers; ln P(T >= t) for the mean and (when small) weighted statistics."""
+    n, size = cfg["ngram_len"], cfg.get("sampling_table_size", 65536)
+    history = cfg.get("context_history_size", 1024)
+    table = torch.randint(0, 2, (size,), generator=torch.Generator().manual_seed(cfg.get("sampling_table_seed", 0))).numpy().astype(np.int64)
+    mask = (1 << 64) - 1
+    hashes, recent = [], []
+    for j in range(len(ids) - n + 1):
+        ctx = tuple(int(x) for x in ids[j : j + n - 1])
+        repeated = ctx in recent
+        recent = (recent + [ctx])[-history:] if history else []
+        if repeated:
+            continue
+        h = 1
+        for x in ids[j : j + n]:
+            h = ((h + int(x)) * M64 + 1) & mask
+        hashes.append(h)
+    def ones(key):
+        seen = {((h + key) * M64 + 1) & mask & (size - 1) for h in hashes}
+        return int(sum(table[i] for i in seen))
+    for key, o in zip(cfg["keys"], ones_per_depth):
+        assert ones(key) == o
+    hist = {}
+    for k in range(size):
+        c = ones(k)
+        hist[c] = hist.get(c, 0) + 1
+    def tail(ws, t):
+        poly = {0: 1}
+        for w in ws:
+            new = {}
+            for v, a in poly.items():
+                for c, b in hist.items():
+                    new[v + w * c] = new.get(v + w * c, 0) + a * b
+            poly = new
+        num = sum(a for v, a in poly.items() if v >= t)
+        return float(mpmath.log(mpmath.mpf(num) / mpmath.mpf(size) ** len(ws))) if num else -math.inf
+    depth = len(weights)
+    return tail([1] * depth, stat_mean), (tail(weights, stat_weighted) if depth <= 9 else None)
+
+
+@pytest.mark.parametrize("cfg", [CONFIGS[0], CONFIGS[3]], ids=[IDS[0], IDS[3]])
+def test_shift_null_p_values_equal_brute_force_over_the_keys(cfg):
+    mpmath.mp.dps = 60
+    det = SynthIdDetector(cfg)
+    depth = len(cfg["keys"])
+    c = [1] if depth == 1 else [10 * (depth - 1) - 9 * i for i in range(depth)]
+    for seed in range(2):
+        ids = sample_ids(seed, 12 if depth > 10 else 40)[0].numpy()
+        d = det.detect(ids)
+        assert d.null == "shift-exact"
+        want_mean, want_weighted = shift_null_tails(cfg, ids, d.ones_per_depth, c, sum(d.ones_per_depth), d.weighted_statistic)
+        if d.mean_method == "exact":
+            assert d.mean_ln_p_value == pytest.approx(want_mean, rel=1e-9, abs=1e-11)
+        else:
+            assert d.mean_ln_p_value >= want_mean
+        if want_weighted is not None:
+            if d.weighted_method == "exact":
+                assert d.weighted_ln_p_value == pytest.approx(want_weighted, rel=1e-9, abs=1e-11)
+            else:
+                assert d.weighted_ln_p_value >= want_weighted
+
+
 @pytest.mark.parametrize("cfg", CONFIGS[:4], ids=IDS[:4])
 def test_p_values_equal_scipy_and_mpmath(cfg):
     mpmath.mp.dps = 60
@@ -173,6 +241,8 @@ def test_p_values_equal_scipy_and_mpmath(cfg):
         d = det.detect(ids)
         ones, n = sum(d.ones_per_depth), d.n_g_values
         assert n == sum(d.scored_per_depth) > 0
+        if d.null == "shift-exact":
+            continue  # power-of-two table: test_shift_null_p_values_equal_brute_force_over_the_keys
         assert d.mean_ln_p_value == pytest.approx(math.log(stats.binom.sf(ones - 1, n, d.p0)), rel=1e-9, abs=1e-12)
         assert d.mean_ln_p_value == pytest.approx(float(mpmath.log(mp_binomial_tail(ones, n, d.p0))), rel=1e-10, abs=1e-12)
         c = [1] if depth == 1 else [10 * (depth - 1) - 9 * i for i in range(depth)]
