@@ -361,3 +361,34 @@ fn watermarked_text_is_still_detected() {
         assert!(!d.is_watermarked && d.mean.p_value > 1e-3, "{d:?}");
     }
 }
+
+/// Goldens from the Python test's independent brute force over every key residue
+/// (`shift_null_tails` in `bindings/python/tests/test_synthid.py`: transformers' hash in Python
+/// integers, the table from torch, exact integer convolution, mpmath logs), for the test's
+/// configs `n2` (default 2^16 table) and `n5-table64-history16` at `sample_ids(0, ...)`.
+#[test]
+fn p_values_match_the_python_brute_force_goldens() {
+    let ids40: [u32; 40] = [
+        2732, 27183, 9845, 3264, 13123, 21243, 30403, 48487, 25609, 40659, 4373, 38642, 46884,
+        47703, 15430, 32216, 6744, 3468, 31034, 705, 48614, 18983, 26711, 2222, 24152, 2897, 42661,
+        33305, 11085, 6216, 23305, 6036, 34931, 21456, 21235, 24261, 18430, 1871, 40367, 18880,
+    ];
+    let d = SynthIdDetector::new(SynthIdConfig::new(2, vec![5, 77, 1000003]).unwrap())
+        .unwrap()
+        .detect(&ids40)
+        .unwrap();
+    assert_eq!((d.mean.statistic, d.weighted.statistic), (60, 624));
+    assert!((d.mean.ln_p_value - -0.8593122260353554).abs() < 1e-12);
+    assert_eq!(d.weighted.method, TailMethod::Exact);
+    assert!((d.weighted.ln_p_value - -0.49948998110255277).abs() < 1e-12);
+    let mut c = SynthIdConfig::new(5, (1..=30).collect()).unwrap();
+    c.sampling_table_size = 64;
+    c.sampling_table_seed = 7;
+    c.context_history_size = 16;
+    let d = SynthIdDetector::new(c)
+        .unwrap()
+        .detect(&ids40[..12])
+        .unwrap();
+    assert_eq!((d.mean.statistic, d.weighted.statistic), (97, 15890));
+    assert!((d.mean.ln_p_value - -0.48188695026179784).abs() < 1e-12);
+}
