@@ -55,8 +55,13 @@ def test_sampling_table_g_values_and_masks_equal_transformers(cfg):
         assert not mask.all()  # the repeated stretch is masked
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
-@pytest.mark.parametrize("vocab", [1000, 49152])
+# Every config at V = 1000; the full SmolLM2 vocabulary for two of them (transformers' processor
+# costs seconds per call there on 2 busy cores).
+LOGITS_CASES = [(cfg, 1000) for cfg in CONFIGS] + [(CONFIGS[1], 49152), (CONFIGS[3], 49152)]
+LOGITS_IDS = [f"{i}-1000" for i in IDS] + [f"{IDS[1]}-49152", f"{IDS[3]}-49152"]
+
+
+@pytest.mark.parametrize("cfg, vocab", LOGITS_CASES, ids=LOGITS_IDS)
 def test_watermarked_logits_equal_transformers_over_steps(cfg, vocab):
     """Both processors see the same input_ids and scores for several steps (3 rows, a row cut
     as by top-k, a row that repeats one token so its contexts repeat). Unwatermarked rows
@@ -72,11 +77,13 @@ def test_watermarked_logits_equal_transformers_over_steps(cfg, vocab):
     about as close to it as transformers' float32 result is (log-probabilities where p > 1e-13:
     mean error at most twice transformers', largest error at most 4 times + 1e-5; the two are
     random roundings of the same ill-conditioned product, each row sometimes one ahead, sometimes
-    the other), with the probabilities of the two float32 results within 1e-6 everywhere."""
+    the other); and greenmark's probabilities at most twice as far from float64 as
+    transformers' (or within 1e-6). At V = 49152 transformers' float32 mass is the less accurate
+    (measured probability error 4.1e-6 against greenmark's 1.5e-6 or less)."""
     theirs, ours, exact = hf(cfg, vocab), SynthIdLogitsProcessor(cfg), hf(cfg, vocab)
     gen = torch.Generator().manual_seed(11)
     input_ids = torch.randint(0, vocab, (3, 6), generator=gen)
-    worst_p = 0.0
+    worst_p = worst_p_theirs = 0.0
     errors = {"ours": [0.0, 0.0, 0], "theirs": [0.0, 0.0, 0]}  # sum, max, count
     unchanged = 0
     bit_equal = []
@@ -94,7 +101,9 @@ def test_watermarked_logits_equal_transformers_over_steps(cfg, vocab):
                 assert torch.equal(got[row], scores[row]), (step, row)
                 assert torch.equal(ref[row], scores[row].double())
                 continue
-            worst_p = max(worst_p, (got[row].exp() - want[row].exp()).abs().max().item())
+            p_ref = ref[row].exp()
+            worst_p = max(worst_p, (got[row].double().exp() - p_ref).abs().max().item())
+            worst_p_theirs = max(worst_p_theirs, (want[row].double().exp() - p_ref).abs().max().item())
             live = ref[row] > -30
             for name, out in (("ours", got), ("theirs", want)):
                 err = (out[row][live].double() - ref[row][live]).abs()
@@ -109,10 +118,12 @@ def test_watermarked_logits_equal_transformers_over_steps(cfg, vocab):
     (s_o, m_o, n_o), (s_t, m_t, n_t) = errors["ours"], errors["theirs"]
     print(
         f"\nlog-prob error vs float64: greenmark mean {s_o / n_o:.1e} max {m_o:.1e}, transformers "
-        f"mean {s_t / n_t:.1e} max {m_t:.1e}; probability difference max {worst_p:.1e}; "
+        f"mean {s_t / n_t:.1e} max {m_t:.1e}; probability error max: greenmark {worst_p:.1e}, "
+        f"transformers {worst_p_theirs:.1e}; "
         f"bit-equal entries {np.mean(bit_equal):.0%}"
     )
-    assert s_o / n_o <= 2 * s_t / n_t + 1e-7 and m_o <= 4 * m_t + 1e-5 and worst_p <= 1e-6
+    assert s_o / n_o <= 2 * s_t / n_t + 1e-7 and m_o <= 4 * m_t + 1e-5
+    assert worst_p <= max(2 * worst_p_theirs, 1e-6)
     assert unchanged >= steps - cfg["ngram_len"]  # row 2's repeated contexts, skipped calls
 
 
@@ -279,7 +290,7 @@ PROMPTS = [
 ]
 
 
-def _generate(model, tokenizer, **kwargs):
+def _generate(model, tokenizer, n=150, **kwargs):
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -296,8 +307,8 @@ def _generate(model, tokenizer, **kwargs):
             temperature=1.0,
             top_k=0,
             top_p=1.0,
-            min_new_tokens=150,
-            max_new_tokens=150,
+            min_new_tokens=n,
+            max_new_tokens=n,
             pad_token_id=tokenizer.pad_token_id,
             **kwargs,
         )
@@ -308,13 +319,18 @@ def test_generate_with_transformers_synthid_is_reproduced_and_detected():
     from transformers import LogitsProcessorList
 
     model, tokenizer = _load_smollm2()
-    theirs = _generate(model, tokenizer, watermarking_config=SynthIDTextWatermarkingConfig(**GEN_CONFIG))
-    ours = _generate(model, tokenizer, logits_processor=LogitsProcessorList([SynthIdLogitsProcessor(GEN_CONFIG)]))
-    plain = _generate(model, tokenizer)
+    # transformers' processor costs seconds per step on 2 busy cores (V = 49152, 16 depths), so
+    # the token-for-token comparison runs 24 steps; greenmark's processor then generates the
+    # 150-token texts that detection is tested on.
+    theirs = _generate(model, tokenizer, n=24, watermarking_config=SynthIDTextWatermarkingConfig(**GEN_CONFIG))
+    ours_short = _generate(model, tokenizer, n=24, logits_processor=LogitsProcessorList([SynthIdLogitsProcessor(GEN_CONFIG)]))
     # Same seed, same processor order (after temperature / top-k / top-p): the same tokens.
-    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(ours_short, theirs)
+    ours = _generate(model, tokenizer, logits_processor=LogitsProcessorList([SynthIdLogitsProcessor(GEN_CONFIG)]))
+    np.testing.assert_array_equal(ours[:, :24], theirs)
+    plain = _generate(model, tokenizer)
     det = SynthIdDetector(GEN_CONFIG, eos_token_id=tokenizer.eos_token_id, vocab_size=model.config.vocab_size)
-    for marked, unmarked in zip(theirs, plain):
+    for marked, unmarked in zip(ours, plain):
         d, p = det.detect(marked), det.detect(unmarked)
         print(f"\nwatermarked {d}\nplain       {p}")
         assert d.is_watermarked and d.weighted_log10_p_value < -4, d.to_dict()

@@ -8,8 +8,12 @@ prompt): transformers keys the first positions with zeros, not with the prompt.
 >>> from greenmark.synthid import SynthIdDetector
 >>> detector = SynthIdDetector({"ngram_len": 5, "keys": [654, 400, 836, 123, 340]})
 >>> d = detector.detect(list(range(100, 400)))
->>> d.n_ngrams, d.is_watermarked, d.weighted_method
-(296, False, 'exact')
+>>> d.n_ngrams, d.is_watermarked
+(296, False)
+>>> d.weighted_method  # the lattice is too large for the exact tail: the Chernoff bound
+'chernoff'
+>>> detector.detect(list(range(100, 140))).weighted_method
+'exact'
 >>> 0.49 < detector.p0 < 0.51
 True
 """
