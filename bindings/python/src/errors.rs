@@ -78,7 +78,7 @@ fn by_kind(err: &Error, msg: String) -> PyErr {
         | Error::ModelVocab { .. }
         | Error::InvalidThreshold(_) => ConfigError::new_err(msg),
         Error::Parse {
-            what: Document::Config | Document::VllmConfig,
+            what: Document::Config | Document::VllmConfig | Document::SynthIdConfig,
             ..
         } => ConfigError::new_err(msg),
         Error::Parse { .. } | Error::InvalidKey(_) => InvalidKeyError::new_err(msg),

@@ -13,6 +13,7 @@ mod key;
 mod keyring;
 mod radioactivity;
 mod screen;
+mod synthid;
 mod watermark;
 
 use pyo3::prelude::*;
@@ -33,5 +34,6 @@ fn _greenmark(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<radioactivity::PyRadioactivityTest>()?;
     m.add_class::<screen::PyScreenCorpus>()?;
     gumbel::register(m)?;
+    synthid::register(m)?;
     errors::register(m)
 }

@@ -6,11 +6,12 @@ import pathlib
 import greenmark
 import greenmark._greenmark as native
 import greenmark.llama_cpp
+import greenmark.synthid
 import greenmark.transformers
 
 
 def test_docstrings():
-    for module in (greenmark, greenmark.transformers, greenmark.llama_cpp):
+    for module in (greenmark, greenmark.transformers, greenmark.llama_cpp, greenmark.synthid):
         result = doctest.testmod(module, raise_on_error=False)
         assert result.failed == 0, module.__name__
     assert doctest.testmod(greenmark).attempted >= 5

@@ -39,6 +39,9 @@ pub struct Request<'a> {
     /// Gumbel-max watermarking instead (distortion-free; vLLM-compatible), if any: see
     /// [`Request::gumbel`].
     pub gumbel: Option<&'a greenmark::GumbelWatermarker>,
+    /// SynthID Text instead (transformers' `SynthIDTextWatermarkLogitsProcessor`), if any:
+    /// see [`Request::synthid`].
+    pub synthid: Option<&'a greenmark::synthid::SynthIdWatermarker>,
 }
 
 impl<'a> Request<'a> {
@@ -48,6 +51,7 @@ impl<'a> Request<'a> {
             prompt,
             watermarker,
             gumbel: None,
+            synthid: None,
         }
     }
 
@@ -58,6 +62,23 @@ impl<'a> Request<'a> {
             prompt,
             watermarker: None,
             gumbel: Some(gumbel),
+            synthid: None,
+        }
+    }
+
+    /// A request for `prompt` watermarked with SynthID Text as transformers applies it: the
+    /// tournament update after temperature / top-k / top-p, then a draw from the updated
+    /// distribution (greedy decoding takes the argmax of the updated scores, as transformers'
+    /// processor also runs without sampling). Detect on the generated ids.
+    pub fn synthid(
+        prompt: Vec<u32>,
+        synthid: &'a greenmark::synthid::SynthIdWatermarker,
+    ) -> Request<'a> {
+        Request {
+            prompt,
+            watermarker: None,
+            gumbel: None,
+            synthid: Some(synthid),
         }
     }
 }
@@ -389,6 +410,10 @@ impl Lm {
             .iter()
             .map(|r| r.gumbel.map(|wm| wm.request(&r.prompt)))
             .collect();
+        let mut synthid: Vec<_> = requests
+            .iter()
+            .map(|r| r.synthid.map(|wm| wm.request()))
+            .collect();
         let mut scratch = Vec::new();
         for step in 0..options.max_new_tokens {
             let start = Instant::now();
@@ -436,9 +461,12 @@ impl Lm {
             let start = Instant::now();
             let mut next = Vec::with_capacity(b);
             for (i, row) in logits.chunks_exact(vocab).enumerate() {
-                let token = match &mut gumbel[i] {
-                    Some(request) if !done[i] => {
+                let token = match (&mut gumbel[i], &mut synthid[i]) {
+                    (Some(request), _) if !done[i] => {
                         samplers[i].sample_gumbel(row, request, &mut scratch)?
+                    }
+                    (_, Some(request)) if !done[i] => {
+                        samplers[i].sample_synthid(row, request, &mut scratch)?
                     }
                     _ => samplers[i].sample(row),
                 };

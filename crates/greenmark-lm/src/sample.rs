@@ -148,6 +148,48 @@ impl Sampler {
         Ok(token)
     }
 
+    /// Draws the next token of a SynthID-watermarked request, in transformers' order: the
+    /// temperature / top-k / top-p row (`-inf` outside the kept tokens) gets SynthID's tournament
+    /// update, then a draw from its softmax with this sampler's stream (or its argmax when
+    /// greedy). The token is appended to `request`.
+    pub fn sample_synthid(
+        &mut self,
+        logits: &[f32],
+        request: &mut greenmark::synthid::SynthIdRequest<'_>,
+        scratch: &mut Vec<f32>,
+    ) -> Result<u32> {
+        let best = argmax(logits);
+        scratch.clear();
+        if self.temperature == 0.0 || !logits[best as usize].is_finite() {
+            scratch.extend_from_slice(logits);
+        } else {
+            self.filter(logits, logits[best as usize]);
+            scratch.resize(logits.len(), f32::NEG_INFINITY);
+            for &(_, t) in &self.candidates {
+                scratch[t as usize] = logits[t as usize] / self.temperature;
+            }
+        }
+        request.watermark(scratch)?;
+        let token = if self.temperature == 0.0 {
+            argmax(scratch)
+        } else {
+            let max = scratch[argmax(scratch) as usize];
+            let total: f32 = scratch.iter().map(|&l| (l - max).exp()).sum();
+            let mut u = self.rng.gen::<f32>() * total;
+            let mut token = argmax(scratch);
+            for (t, &l) in scratch.iter().enumerate() {
+                u -= (l - max).exp();
+                if u < 0.0 {
+                    token = t as u32;
+                    break;
+                }
+            }
+            token
+        };
+        request.push(token);
+        Ok(token)
+    }
+
     /// Fills `candidates` with the (unnormalized probability, token) of the tokens that
     /// temperature, top-k and top-p keep; `max` is the row's largest (finite) logit.
     fn filter(&mut self, logits: &[f32], max: f32) {

@@ -204,6 +204,8 @@ pub enum Document {
     KeyFile,
     /// vLLM's `--watermark-config` JSON ([`crate::VllmWatermarkConfig`]).
     VllmConfig,
+    /// transformers' SynthID Text config JSON ([`crate::synthid::SynthIdConfig`]).
+    SynthIdConfig,
 }
 
 impl std::fmt::Display for Document {
@@ -212,6 +214,7 @@ impl std::fmt::Display for Document {
             Document::Config => "config JSON",
             Document::KeyFile => "key file",
             Document::VllmConfig => "vLLM watermark config",
+            Document::SynthIdConfig => "SynthID Text config",
         })
     }
 }

@@ -50,6 +50,7 @@ pub mod scheme;
 pub mod screen;
 pub mod stats;
 pub mod synthetic;
+pub mod synthid;
 #[cfg(feature = "tokenizers")]
 pub mod text;
 mod tuple;

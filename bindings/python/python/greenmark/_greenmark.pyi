@@ -288,3 +288,50 @@ class GumbelRequest:
     def next_is_watermarked(self) -> bool: ...
     def sample(self, logits: npt.NDArray[np.float32], *, route_u: float = 0.0) -> int: ...
     def push(self, token: int) -> None: ...
+
+class SynthIdDetection:
+    n_tokens: int
+    n_ngrams: int
+    n_scored: int
+    n_skipped_eos: int
+    n_skipped_repeated_context: int
+    n_skipped_duplicate: int
+    n_g_values: int
+    scored_per_depth: list[int]
+    ones_per_depth: list[int]
+    p0: float
+    null: str
+    mean_method: str
+    mean_score: float
+    mean_p_value: float
+    mean_ln_p_value: float
+    mean_log10_p_value: float
+    weighted_score: float
+    weighted_statistic: int
+    weighted_p_value: float
+    weighted_ln_p_value: float
+    weighted_log10_p_value: float
+    weighted_method: str
+    is_watermarked: bool
+    threshold: float
+    def to_dict(self) -> dict[str, Any]: ...
+
+class SynthIdDetector:
+    def __init__(
+        self, json: str, *, eos_token_id: Optional[int] = None, vocab_size: Optional[int] = None, threshold: float = 0.01
+    ) -> None: ...
+    config_json: str
+    p0: float
+    def sampling_table(self) -> npt.NDArray[np.uint8]: ...
+    def g_values(self, ids: _Ids) -> npt.NDArray[np.uint8]: ...
+    def context_repetition_mask(self, ids: _Ids) -> list[bool]: ...
+    def detect(self, ids: _Ids) -> SynthIdDetection: ...
+    def detect_batch(self, texts: Sequence[_Ids]) -> list[SynthIdDetection]: ...
+
+class SynthIdStates:
+    def __len__(self) -> int: ...
+
+class SynthIdWatermarker:
+    def __init__(self, json: str) -> None: ...
+    def states(self, batch: int) -> SynthIdStates: ...
+    def apply(self, states: SynthIdStates, last_input_ids: _Ids, logits: npt.NDArray[np.float32]) -> list[str]: ...

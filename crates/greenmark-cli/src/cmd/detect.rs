@@ -1,12 +1,14 @@
 //! `greenmark detect`: is this text watermarked? Plain text (streamed) or JSON Lines of text or
 //! of token ids, with optional prompt context, span search and several keys; with
-//! `--vllm-config`, vLLM's native Gumbel watermark on token ids (see [`gumbel`]).
+//! `--vllm-config`, vLLM's native Gumbel watermark on token ids (see [`gumbel`]); with
+//! `--synthid-config`, transformers' SynthID Text (see [`synthid`]).
 //!
 //! Every rule (scheme, vocabulary checks, verdict, correction for several keys or windows)
 //! is the core's: this module reads inputs, picks the mode and prints.
 
 mod gumbel;
 mod output;
+mod synthid;
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -33,7 +35,7 @@ pub struct Args {
     #[arg(
         long = "key-file",
         value_name = "FILE",
-        required_unless_present = "vllm_config"
+        required_unless_present_any = ["vllm_config", "synthid_config"]
     )]
     key_files: Vec<PathBuf>,
     /// Detect vLLM's native watermark instead: the JSON given to `vllm serve
@@ -42,6 +44,12 @@ pub struct Args {
     /// served ids).
     #[arg(long, value_name = "FILE", conflicts_with = "key_files")]
     vllm_config: Option<PathBuf>,
+    /// Detect SynthID Text instead: the JSON of transformers'
+    /// `SynthIDTextWatermarkingConfig(...).to_dict()` (ngram_len, keys, sampling table). Input
+    /// as with --vllm-config: the generated token ids as JSON Lines, or text with
+    /// --tokenizer/--model. The verdict is on the weighted mean score's p-value.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["key_files", "vllm_config"])]
+    synthid_config: Option<PathBuf>,
     #[command(flatten)]
     tokenizer: TokenizerArgs,
     /// Read JSON Lines: one object per line, the text in --field (or the token ids in
@@ -104,7 +112,14 @@ impl Args {
     /// Refuses flags that do not apply to the chosen mode (exit status 2): a flag that would
     /// be silently ignored gives a confident wrong answer.
     fn check_mode(&self) -> Result<()> {
-        if self.vllm_config.is_some() {
+        let ids_flag = if self.synthid_config.is_some() {
+            Some("--synthid-config")
+        } else if self.vllm_config.is_some() {
+            Some("--vllm-config")
+        } else {
+            None
+        };
+        if let Some(mode) = ids_flag {
             let not_for_vllm = [
                 ("--prompt-field", self.prompt_field.is_some()),
                 ("--prompt-ids-field", self.prompt_ids_field.is_some()),
@@ -112,22 +127,22 @@ impl Args {
             ];
             if let Some((flag, _)) = not_for_vllm.iter().find(|(_, given)| *given) {
                 return Err(usage(format!(
-                    "{flag} does not apply to --vllm-config: vLLM's detector scores the \
-                     generated ids alone; leave it out"
+                    "{flag} does not apply to {mode}: its detector scores the generated ids \
+                     alone; leave it out"
                 )));
             }
             let text_mode = self.tokenizer.is_given();
             if text_mode && self.ids_field.is_some() {
-                return Err(usage(
-                    "--ids-field and --tokenizer/--model exclude each other with --vllm-config: \
-                     score the served ids (--ids-field) or re-tokenized text (--tokenizer)",
-                ));
+                return Err(usage(format!(
+                    "--ids-field and --tokenizer/--model exclude each other with {mode}: \
+                     score the served ids (--ids-field) or re-tokenized text (--tokenizer)"
+                )));
             }
             if !text_mode && self.field.is_some() {
-                return Err(usage(
+                return Err(usage(format!(
                     "--field names a text field, but without --tokenizer/--model \
-                     --vllm-config scores token ids: use --ids-field, or add --tokenizer",
-                ));
+                     {mode} scores token ids: use --ids-field, or add --tokenizer"
+                )));
             }
             return Ok(());
         }
@@ -165,6 +180,9 @@ pub fn run(args: Args) -> Result<bool> {
     args.check_mode()?;
     if let Some(config) = &args.vllm_config {
         return gumbel::run(&args, config);
+    }
+    if let Some(config) = &args.synthid_config {
+        return synthid::run(&args, config);
     }
     let setup = Setup::load(&args)?;
     let mut input = input::open(&args.input)?;

@@ -1,4 +1,5 @@
-//! `greenmark generate`: one answer from a model, watermarked with a key file's key.
+//! `greenmark generate`: one answer from a model, watermarked with a key file's key (or with
+//! SynthID Text from a transformers config).
 
 use std::path::PathBuf;
 
@@ -13,8 +14,21 @@ use crate::progress;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The key file (from `greenmark keygen`); not needed with --no-watermark.
-    #[arg(long, value_name = "FILE", required_unless_present = "no_watermark")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present_any = ["no_watermark", "synthid_config"]
+    )]
     key_file: Option<PathBuf>,
+    /// Watermark with SynthID Text instead, as transformers applies it: the JSON of
+    /// `SynthIDTextWatermarkingConfig(...).to_dict()`. Detect with `greenmark detect
+    /// --synthid-config` on the generated ids (--json prints them).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["key_file", "no_watermark"])]
+    synthid_config: Option<PathBuf>,
+    /// Print one JSON object {"text", "token_ids"} (the generated ids, for detection) instead
+    /// of the text.
+    #[arg(long)]
+    json: bool,
     /// The user's message (sent through the model's chat template).
     #[arg(long)]
     prompt: String,
@@ -48,6 +62,13 @@ pub fn run(args: Args) -> Result<()> {
         Some(path) if !args.no_watermark => Some((load_key_file(path)?, path.clone())),
         _ => None,
     };
+    let synthid = match &args.synthid_config {
+        Some(path) => Some(greenmark::synthid::SynthIdWatermarker::new(
+            greenmark::synthid::SynthIdConfig::load(path)
+                .with_context(|| format!("cannot use SynthID config {}", path.display()))?,
+        )?),
+        None => None,
+    };
     let (path, mut lm) = load_model(args.model.as_ref())?;
     let watermarker = match &key_file {
         None => None,
@@ -74,11 +95,21 @@ pub fn run(args: Args) -> Result<()> {
     };
     let prompt = lm.chat_prompt(&args.prompt)?;
     let bar = progress::bar(args.max_new_tokens as u64, "generating", "tokens");
-    let request = Request::new(prompt, watermarker.as_ref());
+    let request = match &synthid {
+        Some(wm) => Request::synthid(prompt, wm),
+        None => Request::new(prompt, watermarker.as_ref()),
+    };
     let (answers, _timings) = lm.generate(&[request], &options, &mut |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     let answer = answers.into_iter().next().expect("one answer per prompt");
-    println!("{}", answer.text);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"text": answer.text, "token_ids": answer.tokens})
+        );
+    } else {
+        println!("{}", answer.text);
+    }
     eprintln!(
         "{} tokens{}, seed {}, {}",
         answer.tokens.len(),
@@ -88,13 +119,18 @@ pub fn run(args: Args) -> Result<()> {
             " (stopped at --max-new-tokens)"
         },
         options.seed,
-        match &watermarker {
-            Some(wm) => format!(
+        match (&watermarker, &synthid) {
+            (_, Some(wm)) => format!(
+                "watermarked with SynthID Text (ngram_len {}, depth {})",
+                wm.config().ngram_len,
+                wm.config().depth()
+            ),
+            (Some(wm), None) => format!(
                 "watermarked with key {} ({})",
                 wm_key_id(&key_file),
                 wm.config().scheme().id()
             ),
-            None => "no watermark".to_string(),
+            (None, None) => "no watermark".to_string(),
         }
     );
     Ok(())

@@ -59,6 +59,9 @@ mod gamma;
 mod goodness;
 mod normal;
 pub(crate) mod special;
+mod weighted;
+
+pub use weighted::TailMethod;
 
 #[cfg(test)]
 mod tests;
@@ -132,6 +135,41 @@ pub fn binomial_pmf_ln(k: u64, n: u64, p: f64) -> f64 {
         return if k == n { 0.0 } else { f64::NEG_INFINITY };
     }
     binomial::pmf_ln(k, n, &binomial::Probs::new(p))
+}
+
+/// `ln P(S >= s)` for `S = sum_i w_i X_i`, independent `X_i ~ Binomial(n_i, p)` with integer
+/// weights `w_i` (`terms` is `[(w_i, n_i)]`), and how it was computed.
+///
+/// Exact when the lattice of values of `S` (weights divided by their gcd, equal weights merged)
+/// costs at most `max_work` multiply-adds to convolve: the convolution runs under the
+/// exponential tilt that centres `S` on `s`, `P(S >= s) = M(λ) e^{-λs} E_λ[e^{-λ(S-s)}; S >= s]`,
+/// so it stays in linear space without losing the far tail to underflow. Otherwise the
+/// Chernoff bound `M(λ) e^{-λs}` at the same `λ`, which is never below the true tail
+/// ([`TailMethod::Chernoff`]). A single weight class is the exact binomial tail. `p` outside
+/// `[0, 1]` gives NaN.
+///
+/// ```
+/// use greenmark::stats::{weighted_binomial_tail_ln, TailMethod};
+/// // S = 2 X + Y, X ~ Bin(1, 1/2), Y ~ Bin(1, 1/2): P(S >= 2) = 1/2, P(S >= 3) = 1/4.
+/// let (ln_p, method) = weighted_binomial_tail_ln(&[(2, 1), (1, 1)], 0.5, 2, 1_000_000);
+/// assert!((ln_p - 0.5f64.ln()).abs() < 1e-12 && method == TailMethod::Exact);
+/// let (ln_p, _) = weighted_binomial_tail_ln(&[(2, 1), (1, 1)], 0.5, 3, 1_000_000);
+/// assert!((ln_p - 0.25f64.ln()).abs() < 1e-12);
+/// // With no budget for the lattice: the Chernoff bound, above the exact value.
+/// let (bound, method) = weighted_binomial_tail_ln(&[(2, 50), (1, 50)], 0.5, 120, 0);
+/// let (exact, _) = weighted_binomial_tail_ln(&[(2, 50), (1, 50)], 0.5, 120, u64::MAX);
+/// assert!(method == TailMethod::Chernoff && bound >= exact);
+/// ```
+pub fn weighted_binomial_tail_ln(
+    terms: &[(u64, u64)],
+    p: f64,
+    s: u64,
+    max_work: u64,
+) -> (f64, TailMethod) {
+    if !(0.0..=1.0).contains(&p) {
+        return (f64::NAN, TailMethod::Exact);
+    }
+    weighted::tail_ln(terms, p, s, max_work)
 }
 
 /// `ln Q(a, x)`, the regularized upper incomplete gamma function `Γ(a, x) / Γ(a)`.

@@ -16,7 +16,8 @@ use super::Args;
 use crate::table::format_threshold;
 
 /// The note shown whenever text is re-tokenized.
-const RETOKENIZED_NOTE: &str = "note: re-tokenized text can differ from the token ids the vLLM \
+pub(super) const RETOKENIZED_NOTE: &str =
+    "note: re-tokenized text can differ from the token ids the vLLM \
 server generated, which weakens (never inflates) the evidence; detect on the served \
 `token_ids` when you have them";
 
@@ -32,15 +33,7 @@ pub fn run(args: &Args, config_path: &Path) -> Result<bool> {
     let vllm = VllmWatermarkConfig::load(config_path)
         .with_context(|| format!("cannot use vLLM watermark config {}", config_path.display()))?;
     let detector = GumbelDetector::new(vllm.key, vllm.config)?.with_threshold(args.threshold)?;
-    let crate::input::Input { mut reader, name } = crate::input::open(&args.input)?;
     let text_mode = args.tokenizer.is_given();
-    let ids_field = args.ids_field.as_deref().unwrap_or("token_ids");
-    let tokenizer = if text_mode {
-        eprintln!("{RETOKENIZED_NOTE}");
-        Some(args.tokenizer.load()?.0)
-    } else {
-        None
-    };
     let mut out = std::io::stdout().lock();
     if !args.json {
         writeln!(
@@ -51,6 +44,42 @@ pub fn run(args: &Args, config_path: &Path) -> Result<bool> {
             vllm.config.alpha
         )?;
     }
+    let mut found = 0usize;
+    let answers = each_answer(args, "token_ids", RETOKENIZED_NOTE, |ids, line| {
+        let d = detector.detect(ids)?;
+        found += usize::from(d.is_watermarked);
+        print_detection(&mut out, &d, line, text_mode, args)
+    })?;
+    if !args.json {
+        writeln!(
+            out,
+            "{found} of {answers} answers watermarked at p < {}",
+            format_threshold(args.threshold)
+        )?;
+    }
+    Ok(found > 0 && args.exit_code)
+}
+
+/// Reads the answers of `args.input` for a token-id detector (`--vllm-config`,
+/// `--synthid-config`) and calls `report(ids, line)` on each: token-id JSON Lines (a JSON array
+/// per line, or an object with the ids in `--ids-field`, default `default_ids_field`), or with
+/// `--tokenizer`/`--model` text re-tokenized first (`note` is printed then). Returns the number
+/// of answers.
+pub(super) fn each_answer(
+    args: &Args,
+    default_ids_field: &str,
+    note: &str,
+    mut report: impl FnMut(&[u32], Option<usize>) -> Result<()>,
+) -> Result<usize> {
+    let crate::input::Input { mut reader, name } = crate::input::open(&args.input)?;
+    let text_mode = args.tokenizer.is_given();
+    let ids_field = args.ids_field.as_deref().unwrap_or(default_ids_field);
+    let tokenizer = if text_mode {
+        eprintln!("{note}");
+        Some(args.tokenizer.load()?.0)
+    } else {
+        None
+    };
     let encode = |text: &str, what: &str| -> Result<Vec<u32>> {
         let tokenizer = tokenizer.as_ref().expect("text mode has a tokenizer");
         let encoding = tokenizer
@@ -58,14 +87,7 @@ pub fn run(args: &Args, config_path: &Path) -> Result<bool> {
             .map_err(|e| anyhow::anyhow!("cannot tokenize {what}: {e}"))?;
         Ok(encoding.get_ids().to_vec())
     };
-    let mut found = 0usize;
     let mut answers = 0usize;
-    let mut report = |ids: &[u32], line: Option<usize>, out: &mut dyn Write| -> Result<()> {
-        let d = detector.detect(ids)?;
-        answers += 1;
-        found += usize::from(d.is_watermarked);
-        print_detection(out, &d, line, text_mode, args)
-    };
     if !args.jsonl && text_mode {
         let mut text = String::new();
         reader
@@ -74,7 +96,8 @@ pub fn run(args: &Args, config_path: &Path) -> Result<bool> {
         if text.trim().is_empty() {
             bail!("{name} is empty: nothing to detect; give a text");
         }
-        report(&encode(&text, &name)?, None, &mut out)?;
+        report(&encode(&text, &name)?, None)?;
+        answers += 1;
     } else {
         let mut line_no = 0usize;
         let mut buf = String::new();
@@ -107,7 +130,8 @@ pub fn run(args: &Args, config_path: &Path) -> Result<bool> {
                 )
                 .with_context(|| what.clone())?
             };
-            report(&ids, Some(line_no), &mut out)?;
+            report(&ids, Some(line_no))?;
+            answers += 1;
         }
         if answers == 0 {
             bail!(
@@ -116,14 +140,7 @@ pub fn run(args: &Args, config_path: &Path) -> Result<bool> {
             );
         }
     }
-    if !args.json {
-        writeln!(
-            out,
-            "{found} of {answers} answers watermarked at p < {}",
-            format_threshold(args.threshold)
-        )?;
-    }
-    Ok(found > 0 && args.exit_code)
+    Ok(answers)
 }
 
 fn print_detection(
