@@ -18,7 +18,9 @@ fn watermarked() -> Vec<u32> {
             .map(|t| ((t ^ step).wrapping_mul(2654435761) >> 28) as f32 / 4.0)
             .collect();
         request.watermark(&mut row).unwrap();
-        let next = (0..2000).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap() as u32;
+        let next = (0..2000)
+            .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+            .unwrap() as u32;
         request.push(next);
     }
     request.generated().to_vec()
@@ -42,7 +44,13 @@ fn detects_synthid_ids_as_the_core_does() {
     )
     .unwrap();
     let out = greenmark()
-        .args(["detect", "--json", "--threshold", "1e-6", "--synthid-config"])
+        .args([
+            "detect",
+            "--json",
+            "--threshold",
+            "1e-6",
+            "--synthid-config",
+        ])
         .arg(&cfg)
         .arg(&input)
         .output()
@@ -75,7 +83,10 @@ fn detects_synthid_ids_as_the_core_does() {
         .unwrap();
     assert_eq!(out.status.code(), Some(10), "{out:?}");
     let table = String::from_utf8(out.stdout).unwrap();
-    assert!(table.contains("WATERMARKED") && table.contains("1 of 2 answers"), "{table}");
+    assert!(
+        table.contains("WATERMARKED") && table.contains("1 of 2 answers"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -93,7 +104,10 @@ fn bad_synthid_configs_and_flags_are_refused() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("keys") && err.contains("SynthID config"), "{err}");
+    assert!(
+        err.contains("keys") && err.contains("SynthID config"),
+        "{err}"
+    );
 
     let out = greenmark()
         .args(["detect", "--synthid-config"])
@@ -101,7 +115,9 @@ fn bad_synthid_configs_and_flags_are_refused() {
         .arg(&input)
         .output()
         .unwrap();
-    assert!(String::from_utf8(out.stderr).unwrap().contains("does not exist"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("does not exist"));
 
     std::fs::write(&cfg, CONFIG).unwrap();
     let out = greenmark()
