@@ -11,6 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use greenmark::synthid::{SynthIdConfig, SynthIdDetector};
 use greenmark::text::TextDetector;
 use greenmark::{Detector, GumbelDetector, KeyFile, Keyring, VllmWatermarkConfig};
 use serde_json::{json, Value};
@@ -74,6 +75,23 @@ impl Service {
             })?;
             keyring =
                 keyring.with_gumbel(&entry.name, GumbelDetector::new(vllm.key, vllm.config)?)?;
+        }
+        let synthid_vocab = u32::try_from(vocab).unwrap_or(u32::MAX);
+        for entry in &config.synthid {
+            let detector = SynthIdConfig::load(&entry.config)
+                .and_then(SynthIdDetector::new)
+                .and_then(|d| {
+                    d.with_eos(entry.eos_token_id)
+                        .with_vocab_size(synthid_vocab)
+                })
+                .map_err(|e| {
+                    ServeError::Config(format!(
+                        "SynthID config {} ({}): {e}",
+                        entry.config.display(),
+                        entry.name
+                    ))
+                })?;
+            keyring = keyring.with_synthid(&entry.name, detector)?;
         }
         Ok(Service {
             keyring,

@@ -65,6 +65,22 @@ pub struct VllmEntry {
     pub name: String,
 }
 
+/// A SynthID Text watermark the service detects: the JSON of transformers'
+/// `SynthIDTextWatermarkingConfig(...).to_dict()`, and a public label that names it in answers
+/// (never anything derived from its keys).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynthIdEntry {
+    /// The config JSON file.
+    pub config: PathBuf,
+    /// The label answers name it by (`key_id`): letters, digits, `.`, `_`, `-`.
+    pub name: String,
+    /// The model's EOS id: ngrams at or after the first EOS are not scored, as transformers'
+    /// detector masks them (default: none).
+    #[serde(default)]
+    pub eos_token_id: Option<u32>,
+}
+
 /// Request limits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -120,6 +136,10 @@ pub struct ServeConfig {
     /// with the keys under one correction.
     #[serde(default)]
     pub vllm: Vec<VllmEntry>,
+    /// SynthID Text watermarks to detect beside the keys (`[[synthid]]` tables), each tested
+    /// with the keys under one correction.
+    #[serde(default)]
+    pub synthid: Vec<SynthIdEntry>,
     /// Accepted bearer tokens. None: every request is refused (401).
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
@@ -149,6 +169,9 @@ impl ServeConfig {
             *key = base.join(&*key);
         }
         for entry in &mut config.vllm {
+            entry.config = base.join(&entry.config);
+        }
+        for entry in &mut config.synthid {
             entry.config = base.join(&entry.config);
         }
         if let Some(generation) = &mut config.generation {

@@ -8,6 +8,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use greenmark::detect::Engine;
+use greenmark::synthid::SynthIdDetector;
 use greenmark::text::{Answer, Query, Source};
 use greenmark::{Keyring, SkipReason, SpanOptions, TokenScore};
 use serde::Deserialize;
@@ -168,8 +170,9 @@ impl Service {
     }
 
     /// Each token under the strongest key: its id, its text (for text input), and its colour
-    /// (a greenmark key) or its score `-ln(1 - u)` (a vLLM Gumbel config; null where the
-    /// detector skipped it).
+    /// (a greenmark key) or its score: `-ln(1 - u)` for a vLLM Gumbel config, the mean of its
+    /// g-values over the depths for a SynthID config (null where the detector skipped it, or
+    /// where the token ends no ngram).
     fn token_detail(
         &self,
         keyring: &Keyring,
@@ -209,21 +212,20 @@ impl Service {
                 None,
             ),
         };
-        let gumbel = match strongest.checked_sub(kgw.len()) {
-            Some(i) => Some(
-                keyring.gumbel()[i]
-                    .1
-                    .annotate(ids)
-                    .map_err(|e| e.to_string())?
-                    .1,
-            ),
+        // A config that fired gives each token a score instead of a colour.
+        let engine_scores = match strongest.checked_sub(kgw.len()) {
+            Some(i) => Some(match &keyring.engines()[i].1 {
+                Engine::Gumbel(g) => g.annotate(ids).map_err(|e| e.to_string())?.1,
+                Engine::SynthId(s) => synthid_token_scores(s, ids),
+                _ => vec![None; ids.len()],
+            }),
             None => None,
         };
         let tokens = ids
             .iter()
             .enumerate()
             .map(|(i, &id)| {
-                let mut entry = match &gumbel {
+                let mut entry = match &engine_scores {
                     Some(g) => json!({ "score": g[i] }),
                     None => colour(scores[i]),
                 };
@@ -236,6 +238,21 @@ impl Service {
             .collect();
         Ok(Value::Array(tokens))
     }
+}
+
+/// Each token's mean g-value under a SynthID config: the fraction of ones among the g-values
+/// of the ngram it ends (none for the first `ngram_len - 1` tokens).
+fn synthid_token_scores(detector: &SynthIdDetector, ids: &[u32]) -> Vec<Option<f64>> {
+    let table = detector.table();
+    let (depth, skip) = (table.depth(), table.config().ngram_len - 1);
+    let g = table.g_values(ids);
+    let mut scores = vec![None; ids.len().min(skip)];
+    scores.extend(
+        g.chunks(depth)
+            .map(|ngram| Some(ngram.iter().map(|&v| f64::from(v)).sum::<f64>() / depth as f64)),
+    );
+    scores.resize(ids.len(), None);
+    scores
 }
 
 /// A token's colour: green or red when scored, grey (with the reason) when not.

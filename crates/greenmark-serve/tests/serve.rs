@@ -289,12 +289,28 @@ fn configs_are_checked_before_serving() {
         r#"{"key": 5, "algorithm": "gumbel"}"#,
     )
     .unwrap();
+    std::fs::write(
+        dir.path().join("s.json"),
+        r#"{"ngram_len": 3, "keys": [7, 8]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bad.json"),
+        r#"{"ngram_len": 0, "keys": []}"#,
+    )
+    .unwrap();
     for (tables, needle) in [
         ("[[vllm]]\nconfig = \"nope.json\"\nname = \"a\"\n", "nope.json (a)"),
         (
             "[[vllm]]\nconfig = \"v.json\"\nname = \"a\"\n[[vllm]]\nconfig = \"v.json\"\nname = \"a\"\n",
             "labelled \"a\"",
         ),
+        ("[[synthid]]\nconfig = \"nope.json\"\nname = \"s\"\n", "nope.json (s)"),
+        (
+            "[[vllm]]\nconfig = \"v.json\"\nname = \"a\"\n[[synthid]]\nconfig = \"s.json\"\nname = \"a\"\n",
+            "labelled \"a\"",
+        ),
+        ("[[synthid]]\nconfig = \"bad.json\"\nname = \"s\"\n", "bad.json (s)"),
     ] {
         let toml = format!("{base}keys = [\"good.json\"]\n{tables}");
         let err = Service::new(&ServeConfig::parse(&toml, dir.path()).unwrap())
@@ -728,6 +744,64 @@ fn vllm_gumbel_configs_are_detected_beside_the_keys() {
         .as_str()
         .unwrap()
         .contains("span search"));
+}
+
+/// A SynthID Text config beside the keys and a vLLM config: its text fires it under one
+/// correction over all four, named by its label; per-token detail gives each token's mean
+/// g-value; its keys appear in no answer.
+#[test]
+fn synthid_configs_are_detected_beside_the_keys() {
+    use greenmark::gumbel::argmax;
+    use greenmark::synthid::{SynthIdConfig, SynthIdWatermarker};
+    let keys = [918_273_645i64, 564_738_291, 102_938_475, 847_561_920];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("synthid.json");
+    let config = SynthIdConfig::new(4, keys.to_vec()).unwrap();
+    std::fs::write(&path, config.to_json()).unwrap();
+    let vllm = dir.path().join("vllm.json");
+    std::fs::write(&vllm, r#"{"key": 5, "algorithm": "gumbel"}"#).unwrap();
+    let server = start(&format!(
+        "[[vllm]]\nconfig = {:?}\nname = \"vllm-prod\"\n[[synthid]]\nconfig = {:?}\nname = \"hf-synthid\"\n",
+        vllm.to_str().unwrap(),
+        path.to_str().unwrap()
+    ));
+    let wm = SynthIdWatermarker::new(config).unwrap();
+    let mut request = wm.request();
+    let mut state = 7u64;
+    for _ in 0..80 {
+        let mut row = random_logits(&mut state, 49_152);
+        request.watermark(&mut row).unwrap();
+        request.push(argmax(&row));
+    }
+    let ids = request.generated().to_vec();
+    let (status, record, raw) = post(&server, Some(TRUSTED), &json!({"ids": ids, "tokens": true}));
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["watermarked"], true, "{record}");
+    assert_eq!(record["key_id"], "hf-synthid");
+    assert_eq!(record["strongest_key"], 3);
+    let scores = record["tokens"].as_array().unwrap();
+    assert_eq!(scores.len(), ids.len());
+    assert!(
+        scores[0]["score"].is_null() && scores[3]["score"].is_number(),
+        "{record}"
+    );
+    let (_, public, public_raw) = post(&server, Some(PUBLIC), &json!({ "ids": ids }));
+    assert_eq!(public["key_id"], "hf-synthid");
+    for text in [&raw, &public_raw] {
+        for key in keys {
+            assert!(
+                !text.contains(&key.to_string()),
+                "a SynthID key left the process"
+            );
+        }
+    }
+    // Plain ids fire nothing.
+    let mut state = 11u64;
+    let plain: Vec<u32> = (0..80)
+        .map(|_| argmax(&random_logits(&mut state, 49_152)))
+        .collect();
+    let (_, record, _) = post(&server, Some(TRUSTED), &json!({ "ids": plain }));
+    assert_eq!(record["watermarked"], false, "{record}");
 }
 
 /// A caller who knows the key (a chat answer names it) tests it alone: the correction is for

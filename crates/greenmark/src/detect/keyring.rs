@@ -33,8 +33,9 @@ use crate::stats;
 #[derive(Debug, Clone)]
 pub struct Keyring {
     pub(super) detectors: Vec<Detector>,
-    /// vLLM Gumbel configs with their labels (see [`Keyring::with_gumbel`]).
-    pub(super) gumbel: Vec<(String, crate::gumbel::GumbelDetector)>,
+    /// Other engines' watermarks with their labels (see [`Keyring::with_gumbel`] and
+    /// [`Keyring::with_synthid`]).
+    pub(super) engines: Vec<(String, super::mixed::Engine)>,
 }
 
 /// The result of running every key of a [`Keyring`]: each key's own (uncorrected) result, and
@@ -134,7 +135,7 @@ impl Keyring {
         }
         Ok(Keyring {
             detectors: kept,
-            gumbel: Vec::new(),
+            engines: Vec::new(),
         })
     }
 
@@ -163,7 +164,7 @@ impl Keyring {
             ));
         }
         let mut detectors = Vec::new();
-        let mut gumbel = Vec::new();
+        let mut engines = Vec::new();
         for (i, name) in names.iter().enumerate() {
             if let Some(d) = self
                 .detectors
@@ -176,9 +177,9 @@ impl Keyring {
                 {
                     detectors.push(d.clone());
                 }
-            } else if let Some(g) = self.gumbel.iter().find(|(label, _)| label == name) {
-                if !gumbel.iter().any(|(label, _): &(String, _)| label == name) {
-                    gumbel.push(g.clone());
+            } else if let Some(e) = self.engines.iter().find(|(label, _)| label == name) {
+                if !engines.iter().any(|(label, _): &(String, _)| label == name) {
+                    engines.push(e.clone());
                 }
             } else {
                 return Err(Error::InvalidKeys(format!(
@@ -189,10 +190,10 @@ impl Keyring {
         }
         if detectors.is_empty() {
             return Err(Error::InvalidKeys(
-                "the selection names only vLLM Gumbel configs: name a greenmark key too".into(),
+                "the selection names only other engines' configs (vLLM, SynthID): name a greenmark key too".into(),
             ));
         }
-        Ok(Keyring { detectors, gumbel })
+        Ok(Keyring { detectors, engines })
     }
 
     /// The detectors, one per distinct key and config, in the order given.

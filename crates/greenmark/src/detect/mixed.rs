@@ -1,7 +1,7 @@
-//! Keyrings that also hold vLLM Gumbel configs: an operator who serves some traffic with
-//! greenmark keys and some with vLLM's native watermark asks one question of a text ("did
-//! any of our watermarks make this?") and gets one p-value, Bonferroni-corrected over every
-//! key and config tried.
+//! Keyrings that also hold other engines' configs (vLLM's Gumbel, transformers' SynthID Text):
+//! an operator who serves some traffic with greenmark keys and some with an engine's native
+//! watermark asks one question of a text ("did any of our watermarks make this?") and gets one
+//! p-value, Bonferroni-corrected over every key and config tried.
 //!
 //! A Gumbel config is named by a label its operator gives, never by a value derived from its
 //! key: a vLLM key is a `u64` that people choose (`42`), so any public function of it, its
@@ -25,9 +25,36 @@ use super::{Detection, Keyring, KeyringDetection};
 use crate::error::{Error, Result};
 use crate::gumbel::{GumbelDetection, GumbelDetector};
 use crate::key::KeyId;
+use crate::synthid::{SynthIdDetection, SynthIdDetector};
 
-/// One key's result in a keyring that holds Gumbel configs: a greenmark key's detection, or
-/// a Gumbel config's, with its label.
+/// Another engine's watermark held in a keyring beside greenmark keys.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Engine {
+    /// vLLM's native Gumbel watermark ([`Keyring::with_gumbel`]).
+    Gumbel(GumbelDetector),
+    /// transformers' SynthID Text ([`Keyring::with_synthid`]).
+    SynthId(SynthIdDetector),
+}
+
+impl Engine {
+    fn detect(&self, name: &str, tokens: &[u32]) -> Result<AnyDetection> {
+        let name = name.to_string();
+        Ok(match self {
+            Engine::Gumbel(g) => AnyDetection::Gumbel {
+                name,
+                detection: g.detect(tokens)?,
+            },
+            Engine::SynthId(s) => AnyDetection::SynthId {
+                name,
+                detection: s.detect(tokens)?,
+            },
+        })
+    }
+}
+
+/// One key's result in a keyring that holds other engines' configs: a greenmark key's
+/// detection, or a config's, with its label.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum AnyDetection {
@@ -40,32 +67,43 @@ pub enum AnyDetection {
         /// Its detection.
         detection: GumbelDetection,
     },
+    /// A SynthID Text config, by its operator's label.
+    SynthId {
+        /// The config's public label.
+        name: String,
+        /// Its detection.
+        detection: SynthIdDetection,
+    },
 }
 
 impl AnyDetection {
     /// The natural-log p-value this key enters the correction with: the exact binomial tail
-    /// (KGW), or the exact-or-conservative Gumbel tail (`ln_p_value_bound`).
+    /// (KGW), the exact-or-conservative Gumbel tail (`ln_p_value_bound`), or SynthID's
+    /// weighted-score tail (the score its detector decides with).
     pub fn ln_p_value(&self) -> f64 {
         match self {
             AnyDetection::Kgw(d) => d.ln_p_value,
             AnyDetection::Gumbel { detection, .. } => detection.ln_p_value_bound,
+            AnyDetection::SynthId { detection, .. } => detection.weighted.ln_p_value,
         }
     }
 
-    /// The key's public id: a greenmark key's id, or for a Gumbel config an id derived from
-    /// its label (never from its key).
+    /// The key's public id: a greenmark key's id, or for another engine's config an id derived
+    /// from its label (never from its key).
     pub fn key_id(&self) -> KeyId {
         match self {
             AnyDetection::Kgw(d) => d.key_id,
-            AnyDetection::Gumbel { name, .. } => gumbel_label_id(name),
+            AnyDetection::Gumbel { name, .. } | AnyDetection::SynthId { name, .. } => {
+                label_id(name)
+            }
         }
     }
 
-    /// How the key is named in a record: the key id's hex, or the Gumbel config's label.
+    /// How the key is named in a record: the key id's hex, or the config's label.
     pub fn label(&self) -> String {
         match self {
             AnyDetection::Kgw(d) => d.key_id.to_string(),
-            AnyDetection::Gumbel { name, .. } => name.clone(),
+            AnyDetection::Gumbel { name, .. } | AnyDetection::SynthId { name, .. } => name.clone(),
         }
     }
 
@@ -74,45 +112,68 @@ impl AnyDetection {
         match self {
             AnyDetection::Kgw(d) => d.scheme,
             AnyDetection::Gumbel { detection, .. } => detection.scheme,
+            AnyDetection::SynthId { .. } => SYNTHID_SCHEME,
         }
     }
 }
 
-fn gumbel_label_id(name: &str) -> KeyId {
+/// The scheme id SynthID configs report in a keyring's record.
+const SYNTHID_SCHEME: &str = "synthid-text-transformers-v1";
+
+/// The id of a config label. Gumbel configs keep the domain they were first given, so ids
+/// already printed stay the same.
+fn label_id(name: &str) -> KeyId {
     KeyId::of(b"gumbel-config-label\0", &[name.as_bytes()])
 }
 
 #[cfg(feature = "serde")]
 impl serde::Serialize for AnyDetection {
-    /// A greenmark key: its detection. A Gumbel config: its detection with `key_id` set to the
-    /// label, without the per-config verdict (`is_watermarked`, `threshold`: the keyring's
-    /// corrected p-value decides), and its conservative p-value labelled
-    /// `uncorrected_ln_p_value_bound`.
+    /// A greenmark key: its detection. Another engine's config: its detection with `key_id`
+    /// set to the label, without the per-config verdict (`is_watermarked`, `threshold`: the
+    /// keyring's corrected p-value decides), and its p-value labelled `uncorrected_*`.
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        match self {
-            AnyDetection::Kgw(d) => d.serialize(s),
-            AnyDetection::Gumbel { name, detection } => {
-                let mut value =
-                    serde_json::to_value(detection).map_err(serde::ser::Error::custom)?;
-                if let Some(object) = value.as_object_mut() {
-                    object.remove("is_watermarked");
-                    object.remove("threshold");
-                    if let Some(bound) = object.remove("ln_p_value_bound") {
-                        object.insert("uncorrected_ln_p_value_bound".into(), bound);
-                    }
-                    object.insert("key_id".into(), name.clone().into());
-                }
-                value.serialize(s)
+        let (name, mut value, renamed) = match self {
+            AnyDetection::Kgw(d) => return d.serialize(s),
+            AnyDetection::Gumbel { name, detection } => (
+                name,
+                serde_json::to_value(detection).map_err(serde::ser::Error::custom)?,
+                "ln_p_value_bound",
+            ),
+            AnyDetection::SynthId { name, detection } => (
+                name,
+                serde_json::to_value(detection).map_err(serde::ser::Error::custom)?,
+                "weighted",
+            ),
+        };
+        if let Some(object) = value.as_object_mut() {
+            object.remove("is_watermarked");
+            object.remove("threshold");
+            if let Some(field) = object.remove(renamed) {
+                object.insert(format!("uncorrected_{renamed}"), field);
             }
+            object.insert("key_id".into(), name.clone().into());
+            object.insert("scheme".into(), self.scheme().into());
         }
+        value.serialize(s)
     }
 }
 
 impl Keyring {
     /// The keyring with a vLLM Gumbel config added, named by `name` (a public label: letters,
-    /// digits, `.`, `_` and `-`, at most 64). Scoring then covers every greenmark key and
-    /// every config, with one Bonferroni correction; span search is for greenmark keys only.
-    pub fn with_gumbel(mut self, name: &str, detector: GumbelDetector) -> Result<Keyring> {
+    /// digits, `.`, `_` and `-`, at most 64, unique among the keyring's configs). Scoring then
+    /// covers every greenmark key and every config, with one Bonferroni correction; span
+    /// search is for greenmark keys only.
+    pub fn with_gumbel(self, name: &str, detector: GumbelDetector) -> Result<Keyring> {
+        self.with_engine(name, Engine::Gumbel(detector))
+    }
+
+    /// The keyring with a SynthID Text config added, named by `name` (as for
+    /// [`Keyring::with_gumbel`]). It enters the correction with its weighted score's p-value.
+    pub fn with_synthid(self, name: &str, detector: SynthIdDetector) -> Result<Keyring> {
+        self.with_engine(name, Engine::SynthId(detector))
+    }
+
+    fn with_engine(mut self, name: &str, engine: Engine) -> Result<Keyring> {
         let valid = !name.is_empty()
             && name.len() <= 64
             && name
@@ -121,40 +182,38 @@ impl Keyring {
         if !valid {
             return Err(Error::option(
                 "name",
-                "a Gumbel config's label must be 1 to 64 letters, digits, '.', '_' or '-'",
+                "a config's label must be 1 to 64 letters, digits, '.', '_' or '-'",
             ));
         }
-        if self.gumbel.iter().any(|(n, _)| n == name) {
+        if self.engines.iter().any(|(n, _)| n == name) {
             return Err(Error::option(
                 "name",
-                format!("two Gumbel configs are labelled {name:?}: give each its own"),
+                format!("two configs are labelled {name:?}: give each its own"),
             ));
         }
-        self.gumbel.push((name.to_string(), detector));
+        self.engines.push((name.to_string(), engine));
         Ok(self)
     }
 
-    /// The Gumbel configs, with their labels, in the order added.
-    pub fn gumbel(&self) -> &[(String, GumbelDetector)] {
-        &self.gumbel
+    /// The other engines' configs, with their labels, in the order added.
+    pub fn engines(&self) -> &[(String, Engine)] {
+        &self.engines
     }
 
-    /// Every greenmark key on `tokens` after `prompt`, and every Gumbel config on `tokens`
-    /// alone (vLLM's detector reads the context from the scored ids), corrected together.
+    /// Every greenmark key on `tokens` after `prompt`, and every other engine's config on
+    /// `tokens` alone (vLLM's and transformers' detectors read the context from the scored
+    /// ids), corrected together.
     pub(crate) fn detect_mixed(
         &self,
         tokens: &[u32],
         prompt: &[u32],
     ) -> Result<KeyringDetection<AnyDetection>> {
-        let mut keys = Vec::with_capacity(self.detectors.len() + self.gumbel.len());
+        let mut keys = Vec::with_capacity(self.detectors.len() + self.engines.len());
         for d in &self.detectors {
             keys.push(AnyDetection::Kgw(d.detect(tokens, prompt)?));
         }
-        for (name, g) in &self.gumbel {
-            keys.push(AnyDetection::Gumbel {
-                name: name.clone(),
-                detection: g.detect(tokens)?,
-            });
+        for (name, engine) in &self.engines {
+            keys.push(engine.detect(name, tokens)?);
         }
         Ok(KeyringDetection::correct(keys, AnyDetection::ln_p_value))
     }
@@ -253,6 +312,53 @@ mod tests {
     }
 
     #[test]
+    fn a_synthid_text_fires_its_config_and_is_reported_by_label() {
+        use crate::synthid::{SynthIdConfig, SynthIdDetector, SynthIdWatermarker};
+        let config = SynthIdConfig::new(4, vec![654, 400, 836, 123, 340]).unwrap();
+        let wm = SynthIdWatermarker::new(config.clone()).unwrap();
+        let mut request = wm.request();
+        for step in 0..160u32 {
+            let mut row: Vec<f32> = (0..1000u32)
+                .map(|t| ((t ^ step).wrapping_mul(2654435761) >> 28) as f32 / 4.0)
+                .collect();
+            request.watermark(&mut row).unwrap();
+            request.push(argmax(&row));
+        }
+        let tokens = request.generated().to_vec();
+        let ring = ring()
+            .with_synthid("hf-synthid", SynthIdDetector::new(config).unwrap())
+            .unwrap();
+        let scored = ring.score(&tokens, &[], None).unwrap();
+        let Scored::Mixed(k) = &scored else {
+            panic!("a keyring with a SynthID config scores Mixed")
+        };
+        assert_eq!(k.keys.len(), 4);
+        assert_eq!(k.strongest_key, 3, "the SynthID config fired");
+        let own = k.keys[3].ln_p_value();
+        assert!(
+            (k.ln_p_value - (own + 4f64.ln())).abs() < 1e-9,
+            "Bonferroni over 4"
+        );
+        assert!(scored.is_significant(1e-6));
+        let json = scored.to_json(tokens.len(), 1e-6);
+        assert_eq!(json["key_id"], "hf-synthid");
+        let entry = &json["keys"][3];
+        assert_eq!(entry["scheme"], "synthid-text-transformers-v1");
+        assert!(entry.get("weighted").is_none() && entry.get("is_watermarked").is_none());
+        assert!(
+            entry["uncorrected_weighted"]["ln_p_value"].is_number(),
+            "{entry}"
+        );
+        let text = json.to_string();
+        assert!(!text.contains("654, 400") && !text.contains("[654,400"));
+        // Selecting it alone keeps it (with a greenmark key, as a selection must).
+        let id = Key::from_bytes([1; 32]).id().to_string();
+        let one = ring.select(&[id.as_str(), "hf-synthid"]).unwrap();
+        assert_eq!(one.engines().len(), 1);
+        assert!(ring.select(&["hf-synthid"]).is_err());
+    }
+
+    #[test]
     fn labels_are_checked() {
         let gumbel = || GumbelDetector::new(GumbelKey::vllm(1), GumbelConfig::default()).unwrap();
         let base = Keyring::new(vec![Detector::new(
@@ -263,10 +369,15 @@ mod tests {
         for bad in ["", "has space", "ümlaut", &"x".repeat(65)] {
             assert!(base.clone().with_gumbel(bad, gumbel()).is_err(), "{bad:?}");
         }
-        let twice = base
-            .with_gumbel("a", gumbel())
-            .unwrap()
-            .with_gumbel("a", gumbel());
+        let with_a = base.with_gumbel("a", gumbel()).unwrap();
+        let twice = with_a.clone().with_gumbel("a", gumbel());
         assert!(twice.unwrap_err().to_string().contains("labelled"));
+        // Labels are one namespace across engines.
+        let synthid = crate::synthid::SynthIdDetector::new(
+            crate::synthid::SynthIdConfig::new(3, vec![1, 2, 3]).unwrap(),
+        )
+        .unwrap();
+        let clash = with_a.with_synthid("a", synthid);
+        assert!(clash.unwrap_err().to_string().contains("labelled"));
     }
 }

@@ -29,7 +29,7 @@ mod scored;
 mod span;
 
 pub use keyring::{Keyring, KeyringDetection};
-pub use mixed::AnyDetection;
+pub use mixed::{AnyDetection, Engine};
 pub use scored::Scored;
 pub use span::{SpanDetection, SpanOptions, MIN_SPAN_TOKENS};
 

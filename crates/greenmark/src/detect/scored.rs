@@ -24,8 +24,9 @@ pub enum Scored {
     Whole(KeyringDetection<Detection>),
     /// Span searches, one per key.
     Span(KeyringDetection<SpanDetection>),
-    /// Whole-text detections under a keyring that holds vLLM Gumbel configs: the greenmark
-    /// keys first, then the configs ([`Keyring::with_gumbel`]).
+    /// Whole-text detections under a keyring that holds other engines' configs: the greenmark
+    /// keys first, then the configs in the order added ([`Keyring::with_gumbel`],
+    /// [`Keyring::with_synthid`]).
     Mixed(KeyringDetection<AnyDetection>),
 }
 
@@ -39,15 +40,15 @@ impl Keyring {
         span: Option<SpanOptions>,
     ) -> Result<Scored> {
         Ok(match span {
-            Some(_) if !self.gumbel.is_empty() => {
+            Some(_) if !self.engines.is_empty() => {
                 return Err(Error::Unsupported(
-                    "span search covers greenmark keys only, and this keyring holds vLLM \
-                     Gumbel configs: score the whole text"
+                    "span search covers greenmark keys only, and this keyring holds other \
+                     engines' configs (vLLM, SynthID): score the whole text"
                         .into(),
                 ))
             }
             Some(options) => Scored::Span(self.find_span(tokens, prompt, options)?),
-            None if !self.gumbel.is_empty() => Scored::Mixed(self.detect_mixed(tokens, prompt)?),
+            None if !self.engines.is_empty() => Scored::Mixed(self.detect_mixed(tokens, prompt)?),
             None => Scored::Whole(self.detect(tokens, prompt)?),
         })
     }
@@ -73,8 +74,8 @@ impl Scored {
     }
 
     /// The counts behind the verdict: the strongest key's, inside its span for span search.
-    /// With Gumbel configs ([`Scored::Mixed`]): the strongest greenmark key's (a Gumbel config
-    /// has no green counts).
+    /// With other engines' configs ([`Scored::Mixed`]): the strongest greenmark key's (a Gumbel
+    /// or SynthID config has no green counts).
     pub fn counts(&self) -> &Detection {
         match self {
             Scored::Whole(k) => &k.keys[k.strongest_key],
@@ -84,7 +85,7 @@ impl Scored {
                 .iter()
                 .filter_map(|d| match d {
                     AnyDetection::Kgw(d) => Some(d),
-                    AnyDetection::Gumbel { .. } => None,
+                    _ => None,
                 })
                 .min_by(|a, b| a.ln_p_value.total_cmp(&b.ln_p_value))
                 .expect("a keyring holds at least one greenmark key"),
