@@ -48,6 +48,7 @@ from greenmark._greenmark import (
     Watermarker,
     __version__,
 )
+from greenmark.eval import evaluate
 
 __all__ = [
     "ConfigError",
@@ -66,4 +67,5 @@ __all__ = [
     "WatermarkConfig",
     "Watermarker",
     "__version__",
+    "evaluate",
 ]

@@ -277,3 +277,13 @@ class GumbelRequest:
     def next_is_watermarked(self) -> bool: ...
     def sample(self, logits: npt.NDArray[np.float32], *, route_u: float = 0.0) -> int: ...
     def push(self, token: int) -> None: ...
+
+def evaluate(
+    key: Key,
+    config: WatermarkConfig,
+    watermarked: Sequence[Sequence[int]],
+    plain: Sequence[Sequence[int]],
+    tokenizer: _Path,
+    attacks: Sequence[str],
+    seed: int,
+) -> str: ...

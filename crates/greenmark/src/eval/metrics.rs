@@ -109,9 +109,8 @@ pub fn median(values: &[f64]) -> Option<f64> {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else if v[n / 2 - 1] == v[n / 2] {
+    // Equal middle values (two infinities among them) are the median as they are.
+    Some(if !n.is_multiple_of(2) || v[n / 2 - 1] == v[n / 2] {
         v[n / 2]
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0

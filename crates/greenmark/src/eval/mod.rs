@@ -437,12 +437,22 @@ pub struct EvalOptions {
     pub roc_points: usize,
 }
 
+impl EvalOptions {
+    /// The defaults with the attacks' seed set.
+    pub fn seeded(seed: u64) -> EvalOptions {
+        EvalOptions {
+            seed,
+            ..EvalOptions::default()
+        }
+    }
+}
+
 impl Default for EvalOptions {
     fn default() -> Self {
         EvalOptions {
             seed: 0,
             size_threshold: 1e-3,
-            roc_points: 200,
+            roc_points: 100,
         }
     }
 }
@@ -651,6 +661,21 @@ impl<'a> Evaluator<'a> {
             })
             .collect::<Result<Vec<_>>>()?;
         self.rows_for(&attack.to_string(), &attacked)
+    }
+
+    /// [`Evaluator::run`] for each attack in turn, the rows concatenated. [`Attack::Paraphrase`]
+    /// is refused: it needs a model (the CLI's `greenmark eval` runs it).
+    pub fn run_all(
+        &self,
+        attacks: &[Attack],
+        watermarked: &[Sample],
+        plain: &[Sample],
+    ) -> Result<Vec<AttackRow>> {
+        let mut rows = Vec::new();
+        for attack in attacks {
+            rows.append(&mut self.run(attack, watermarked, plain)?);
+        }
+        Ok(rows)
     }
 
     /// Scores texts attacked by the caller (e.g. paraphrased by a model) under `label`.
