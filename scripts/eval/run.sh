@@ -9,13 +9,15 @@
 # generated configs, the texts in OUT_DIR/texts/NAME/ (so they can be re-evaluated without
 # generating again). Environment: GM (the binary, default target/release/greenmark; with
 # CARGO_TARGET_DIR set, $CARGO_TARGET_DIR/release/greenmark), N (texts per kind, default 100),
-# T (new tokens, default 100).
+# T (new tokens, default 100), PARA (texts paraphrased, default 16), CONFIGS (generated
+# configs as NAME:TEMPERATURE, default all six).
 set -euo pipefail
 WHAT=${1:-all}
 OUT=${2:-docs/robustness}
 GM=${GM:-${CARGO_TARGET_DIR:-target}/release/greenmark}
 N=${N:-100}
 T=${T:-100}
+PARA=${PARA:-16}
 C=scripts/radioactivity/corpus
 KEYS=$OUT/keys
 mkdir -p "$OUT" "$KEYS"
@@ -23,7 +25,7 @@ mkdir -p "$OUT" "$KEYS"
 run() { # NAME ARGS...: one evaluation, its table kept beside its JSON and HTML
   local name=$1; shift
   echo "== $name ($(date -u +%H:%M:%S))"
-  /usr/bin/time -f "$name: %e s wall, %M KiB max RSS" "$GM" eval "$@" \
+  /usr/bin/time -f "$name: %e s wall, %M KiB max RSS" "$GM" eval "$@" --paraphrase-texts "$PARA" \
     --json "$OUT/$name.json" --html "$OUT/$name.html" | tee "$OUT/$name.txt"
 }
 
@@ -45,7 +47,7 @@ if [[ $WHAT == generated || $WHAT == all ]]; then
   key lefthash-h1-d3 --scheme lefthash --window 1 --delta 3
   key minhash-d2 --scheme minhash --delta 2
   [[ -f $KEYS/gumbel.json ]] || echo '{"key": 20261202, "algorithm": "gumbel"}' > "$KEYS/gumbel.json"
-  for cfg in lefthash-h1-d2:0.7 selfhash-d2:0.7 gumbel:0.7 lefthash-h1-d3:0.7 minhash-d2:0.7 gumbel:1; do
+  for cfg in ${CONFIGS:-lefthash-h1-d2:0.7 gumbel:0.7 selfhash-d2:0.7 lefthash-h1-d3:0.7 minhash-d2:0.7 gumbel:1}; do
     name=${cfg%%:*}; temp=${cfg##*:}
     if [[ $name == gumbel ]]; then mark=(--vllm-config "$KEYS/gumbel.json"); else mark=(--key-file "$KEYS/$name.json"); fi
     run "gen-$name-t$temp" "${mark[@]}" --generate "$N" --max-new-tokens "$T" \

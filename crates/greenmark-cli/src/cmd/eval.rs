@@ -346,6 +346,8 @@ fn read_texts(input: &str, args: &Args, tokenizer: &Tokenizer) -> Result<Vec<Tex
     let mut line_no = 0;
     let max = args.max_texts.unwrap_or(usize::MAX);
     let mut out = Vec::new();
+    // Once: `get_vocab_size(true)` builds the whole vocabulary map.
+    let vocab = tokenizer.get_vocab_size(true) as u32;
     for (line, value) in crate::input::read_json_lines(&mut file, &mut line_no, max)? {
         let at = || format!("{} line {line}", file.name);
         let value = value.map_err(anyhow::Error::msg).with_context(at)?;
@@ -378,11 +380,7 @@ fn read_texts(input: &str, args: &Args, tokenizer: &Tokenizer) -> Result<Vec<Tex
                 args.ids_field
             ),
         };
-        if let Some(&bad) = sample
-            .ids
-            .iter()
-            .find(|&&t| t >= tokenizer.get_vocab_size(true) as u32)
-        {
+        if let Some(&bad) = sample.ids.iter().find(|&&t| t >= vocab) {
             bail!(
                 "{}: token id {bad} is outside the tokenizer's vocabulary; the ids must come from \
                  the watermarking tokenizer",
