@@ -25,29 +25,24 @@
 //! # Example
 //! ```
 //! use greenmark::eval::{Attack, EvalOptions, Evaluator, Sample, Scorer};
+//! use greenmark::synthetic::ZipfLm;
 //! use greenmark::{Detector, Key, WatermarkConfig, Watermarker};
+//! use rand::SeedableRng;
 //!
 //! let tokenizer = greenmark::text::load_tokenizer_json(
 //!     "tests/data/smollm2-tokenizer.json".as_ref())?;
 //! let config = WatermarkConfig::new(49152)?;
 //! let key = Key::from_bytes([5; 32]);
-//! // Watermarked "texts": greedy picks of green tokens among ids 300..800.
 //! let wm = Watermarker::new(&key, config.clone());
+//! // A synthetic model (Zipf next-token distributions) over the tokenizer's vocabulary.
+//! let lm = ZipfLm::new(49152, 1.1)?;
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
 //! let mut marked = Vec::new();
-//! for t in 0..6u32 {
-//!     let mut ids = vec![300 + t];
-//!     for _ in 0..60 {
-//!         let mut logits = vec![0f32; 49152];
-//!         for v in 300..800 { logits[v] = ((v as u32 * 7 + t) % 13) as f32 / 13.0; }
-//!         wm.bias(&mut logits, &ids)?;
-//!         let next = (0..49152).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap();
-//!         ids.push(next as u32);
-//!     }
-//!     marked.push(Sample::from_ids(&tokenizer, ids)?);
+//! let mut plain = Vec::new();
+//! for _ in 0..6 {
+//!     marked.push(Sample::from_ids(&tokenizer, lm.generate(&[1], 80, Some(&wm), &mut rng)?)?);
+//!     plain.push(Sample::from_ids(&tokenizer, lm.generate(&[1], 80, None, &mut rng)?)?);
 //! }
-//! let plain: Vec<Sample> = (0..6u32)
-//!     .map(|t| Sample::from_ids(&tokenizer, (0..60).map(|i| 300 + (i * 37 + t * 11) % 500).collect()))
-//!     .collect::<Result<_, _>>()?;
 //! let scorer = Scorer::Kgw(Detector::new(&key, config));
 //! let evaluator = Evaluator::new(&scorer, &tokenizer, &plain, EvalOptions::default())?;
 //! let clean = &evaluator.run(&Attack::Clean, &marked, &plain)?[0];
