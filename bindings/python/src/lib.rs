@@ -8,6 +8,7 @@ mod arrays;
 mod config;
 mod detect;
 mod errors;
+mod eval;
 mod gumbel;
 mod key;
 mod keyring;
@@ -33,6 +34,7 @@ fn _greenmark(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<keyring::PyKeyringDetection>()?;
     m.add_class::<radioactivity::PyRadioactivityTest>()?;
     m.add_class::<screen::PyScreenCorpus>()?;
+    m.add_function(wrap_pyfunction!(eval::evaluate, m)?)?;
     gumbel::register(m)?;
     synthid::register(m)?;
     errors::register(m)

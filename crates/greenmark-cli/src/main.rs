@@ -59,6 +59,9 @@ enum Command {
     /// Detect the watermark in a text (plain text, streamed, or JSON Lines).
     #[command(after_help = EXIT_CODES)]
     Detect(cmd::detect::Args),
+    /// Measure how robust a watermark is: seeded attacks on watermarked texts, TPR at FPR
+    /// 1e-3 and 1e-6, ROC AUC, watermark size, perplexity; a table, JSON and an HTML report.
+    Eval(cmd::eval::Args),
     /// Write an HTML report showing each token's colour and the running z-score.
     Report(cmd::report::Args),
     /// Test whether a suspect model was trained on watermarked text (closed: its outputs;
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
         }
         Command::Generate(args) => cmd::generate::run(args).map(|()| false),
         Command::Detect(args) => cmd::detect::run(args),
+        Command::Eval(args) => cmd::eval::run(args).map(|()| false),
         Command::Report(args) => cmd::report::run(args).map(|()| false),
         Command::Radioactivity(args) => cmd::radioactivity::run(args).map(|()| false),
         Command::Serve(args) => cmd::serve::run(args).map(|()| false),

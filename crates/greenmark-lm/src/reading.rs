@@ -91,11 +91,75 @@ impl Lm {
             }
         }
         let cut = |t: &Vec<u32>| t.len().min(options.max_tokens_per_text);
+        let mut out: Vec<Vec<u32>> = vec![Vec::new(); texts.len()];
+        self.each_position(texts, options.max_batch, cut, progress, &mut |i, _, row| {
+            out[i].push(argmax(row));
+        })?;
+        Ok(out)
+    }
+
+    /// The model's natural-log probability of each token of each text after its prompt:
+    /// `out[t][j]` is `ln P(texts[t].1[j] | texts[t].0, texts[t].1[..j])`, so `-mean(out[t])`
+    /// is the log-perplexity of the text given its prompt. Prompt and text together are cut to
+    /// `options.max_tokens_per_text` tokens. An evaluation's oracle model scores texts with it.
+    pub fn token_ln_probs(
+        &mut self,
+        texts: &[(Vec<u32>, Vec<u32>)],
+        options: &ReadingOptions,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Vec<f64>>> {
+        options.validate()?;
+        let vocab = self.vocab_size();
+        let seqs: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|(prompt, ids)| [prompt.as_slice(), ids].concat())
+            .collect();
+        for (i, (prompt, ids)) in texts.iter().enumerate() {
+            if prompt.is_empty() {
+                return Err(LmError::InvalidOption(format!(
+                    "text {i} has an empty prompt: the first token needs a context to be \
+                     scored (give at least the chat template's opening)"
+                )));
+            }
+            if let Some(&bad) = prompt.iter().chain(ids).find(|&&t| t >= vocab) {
+                return Err(LmError::InvalidOption(format!(
+                    "text {i} has token id {bad}, but the model's vocabulary has {vocab} tokens"
+                )));
+            }
+        }
+        // The last position predicts nothing inside the text: read one fewer.
+        let cut = |t: &Vec<u32>| t.len().min(options.max_tokens_per_text).saturating_sub(1);
+        let mut out: Vec<Vec<f64>> = vec![Vec::new(); texts.len()];
+        self.each_position(
+            &seqs,
+            options.max_batch,
+            cut,
+            progress,
+            &mut |i, pos, row| {
+                if pos + 1 >= texts[i].0.len() {
+                    out[i].push(log_softmax_at(row, seqs[i][pos + 1] as usize));
+                }
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Runs `texts` through the model position by position, in batches of similar lengths,
+    /// calling `f(text, pos, logits)` with the next-token logits after `texts[text][..=pos]`
+    /// for every `pos < cut(text)`. Past its end a text is padded with its last token; the
+    /// causal mask keeps padding from changing a real position.
+    fn each_position(
+        &mut self,
+        texts: &[Vec<u32>],
+        max_batch: usize,
+        cut: impl Fn(&Vec<u32>) -> usize,
+        progress: &mut dyn FnMut(usize),
+        f: &mut dyn FnMut(usize, usize, &[f32]),
+    ) -> Result<()> {
         // Similar lengths together: less padding.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| cut(&texts[i]));
-        let mut out: Vec<Vec<u32>> = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(options.max_batch) {
+        for chunk in order.chunks(max_batch) {
             let len = chunk.iter().map(|&i| cut(&texts[i])).max().unwrap_or(0);
             for pos in 0..len {
                 // Past its end a text is padded with its last token (or 0 if empty).
@@ -103,13 +167,12 @@ impl Lm {
                     .iter()
                     .map(|&i| {
                         let t = &texts[i];
-                        t.get(pos.min(cut(t).saturating_sub(1)))
+                        t.get(pos.min(t.len().saturating_sub(1)))
                             .copied()
                             .unwrap_or(0)
                     })
                     .collect();
-                let rows = self.forward_column(column, pos);
-                let rows = match rows {
+                let rows = match self.forward_column(column, pos) {
                     Ok(rows) => rows,
                     Err(e) => {
                         self.clear_kv_cache();
@@ -119,7 +182,7 @@ impl Lm {
                 let mut read = 0;
                 for (&i, row) in chunk.iter().zip(&rows) {
                     if pos < cut(&texts[i]) {
-                        out[i].push(argmax(row));
+                        f(i, pos, row);
                         read += 1;
                     }
                 }
@@ -127,7 +190,7 @@ impl Lm {
             }
             self.clear_kv_cache();
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Reads `texts` (ids of this model's tokenizer, which must be the watermarking one) and
@@ -155,6 +218,13 @@ impl Lm {
     }
 }
 
+/// `ln softmax(row)[i]`, computed stably in f64.
+fn log_softmax_at(row: &[f32], i: usize) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+    row[i] as f64 - max - sum.ln()
+}
+
 /// Index of the largest logit (the first on ties; NaN never wins).
 fn argmax(row: &[f32]) -> u32 {
     let mut best = 0;
@@ -175,5 +245,15 @@ mod tests {
         assert_eq!(argmax(&[1.0, 3.0, 3.0, 2.0]), 1);
         assert_eq!(argmax(&[f32::NAN, 0.5, 0.1]), 1);
         assert_eq!(argmax(&[-1.0]), 0);
+    }
+
+    #[test]
+    fn log_softmax_matches_the_definition() {
+        let row = [1.0f32, 2.0, 3.0, 1000.0];
+        let z: f64 = row.iter().map(|&x| (x as f64 - 1000.0).exp()).sum();
+        assert!((log_softmax_at(&row, 3) - (-z.ln())).abs() < 1e-12);
+        let small = [0.5f32, -0.5];
+        let p0 = 0.5f64.exp() / (0.5f64.exp() + (-0.5f64).exp());
+        assert!((log_softmax_at(&small, 0) - p0.ln()).abs() < 1e-6);
     }
 }

@@ -42,6 +42,8 @@ pub mod bias;
 pub mod config;
 pub mod detect;
 mod error;
+#[cfg(feature = "tokenizers")]
+pub mod eval;
 pub mod gumbel;
 pub mod key;
 mod prf;

@@ -59,6 +59,7 @@ from greenmark._greenmark import (
     Watermarker,
     __version__,
 )
+from greenmark.eval import evaluate
 
 __all__ = [
     "ConfigError",
@@ -78,4 +79,5 @@ __all__ = [
     "WatermarkConfig",
     "Watermarker",
     "__version__",
+    "evaluate",
 ]

@@ -335,3 +335,13 @@ class SynthIdWatermarker:
     def __init__(self, json: str) -> None: ...
     def states(self, batch: int) -> SynthIdStates: ...
     def apply(self, states: SynthIdStates, last_input_ids: _Ids, logits: npt.NDArray[np.float32]) -> list[str]: ...
+
+def evaluate(
+    key: Key,
+    config: WatermarkConfig,
+    watermarked: Sequence[Sequence[int]],
+    plain: Sequence[Sequence[int]],
+    tokenizer: _Path,
+    attacks: Sequence[str],
+    seed: int,
+) -> str: ...

@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod detect;
+pub mod eval;
 pub mod generate;
 pub mod keygen;
 pub mod radioactivity;
