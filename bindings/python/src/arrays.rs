@@ -171,3 +171,24 @@ pub(crate) fn logits<'py>(obj: &Bound<'py, PyAny>) -> PyResult<PyReadwriteArrayD
         ))
     })
 }
+
+/// Token ids (T,) of one sequence; an empty list is fine (numpy reads `[]` as float64).
+pub(crate) fn token_ids(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u32>> {
+    if obj.len().ok() == Some(0) && !obj.is_instance_of::<pyo3::types::PyString>() {
+        return Ok(Vec::new());
+    }
+    Ok(ids(obj, name, &[1], None)?.data)
+}
+
+/// A batch of id sequences (`texts`: any iterable of sequences, not a string), each of its
+/// own length.
+pub(crate) fn id_sequences(texts: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<u32>>> {
+    if texts.is_instance_of::<pyo3::types::PyString>() {
+        return Err(type_error("texts", "a list of id sequences", texts));
+    }
+    texts
+        .try_iter()
+        .map_err(|_| type_error("texts", "a list of id sequences", texts))?
+        .map(|t| token_ids(&t?, "each sequence"))
+        .collect()
+}

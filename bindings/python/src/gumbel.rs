@@ -33,14 +33,6 @@ pub(crate) fn gumbel_key(obj: &Bound<'_, PyAny>) -> PyResult<GumbelKey> {
     ))
 }
 
-/// Token ids (T,); an empty list is fine (numpy reads `[]` as float64).
-fn token_ids(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u32>> {
-    if obj.len().ok() == Some(0) && !obj.is_instance_of::<pyo3::types::PyString>() {
-        return Ok(Vec::new());
-    }
-    Ok(arrays::ids(obj, name, &[1], None)?.data)
-}
-
 pub(crate) fn gumbel_config(
     algorithm: &str,
     alpha: f64,
@@ -190,7 +182,7 @@ impl PyGumbelDetector {
 
     /// Scores generated ids (T,) (not the prompt).
     fn detect(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<PyGumbelDetection> {
-        let tokens = token_ids(ids, "ids")?;
+        let tokens = arrays::token_ids(ids, "ids")?;
         py.enter(|| self.0.detect(&tokens)).map(Into::into)
     }
 
@@ -201,14 +193,7 @@ impl PyGumbelDetector {
         py: Python<'_>,
         texts: &Bound<'_, PyAny>,
     ) -> PyResult<Vec<PyGumbelDetection>> {
-        if texts.is_instance_of::<pyo3::types::PyString>() {
-            return Err(type_error("texts", "a list of id sequences", texts));
-        }
-        let seqs = texts
-            .try_iter()
-            .map_err(|_| type_error("texts", "a list of id sequences", texts))?
-            .map(|t| token_ids(&t?, "each sequence"))
-            .collect::<PyResult<Vec<_>>>()?;
+        let seqs = arrays::id_sequences(texts)?;
         let out = py.enter(|| self.0.detect_batch(&seqs))?;
         Ok(out.into_iter().map(Into::into).collect())
     }
@@ -338,9 +323,9 @@ impl PyGumbelWatermarker {
         generated: &Bound<'_, PyAny>,
         prompt: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let generated = token_ids(generated, "generated")?;
+        let generated = arrays::token_ids(generated, "generated")?;
         let prompt = match prompt {
-            Some(p) => token_ids(p, "prompt")?,
+            Some(p) => arrays::token_ids(p, "prompt")?,
             None => Vec::new(),
         };
         Ok(self.replay(&generated, &prompt).next_is_watermarked())
@@ -359,7 +344,7 @@ impl PyGumbelWatermarker {
         route_u: f32,
     ) -> PyResult<u32> {
         let row = logits_row(logits)?;
-        let generated = token_ids(generated, "generated")?;
+        let generated = arrays::token_ids(generated, "generated")?;
         let row = row
             .as_slice()
             .expect("checked C-contiguous by arrays::logits");
@@ -373,7 +358,7 @@ impl PyGumbelWatermarker {
     #[pyo3(signature = (prompt=None))]
     fn request(&self, prompt: Option<&Bound<'_, PyAny>>) -> PyResult<PyGumbelRequest> {
         let prompt = match prompt {
-            Some(p) => token_ids(p, "prompt")?,
+            Some(p) => arrays::token_ids(p, "prompt")?,
             None => Vec::new(),
         };
         Ok(PyGumbelRequest(self.0.clone().into_request(&prompt)))

@@ -10,15 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::arrays;
-use crate::errors::{to_py, type_error, EnterGreenmark, ShapeError};
-
-/// Token ids (T,); an empty list is fine.
-fn token_ids(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u32>> {
-    if obj.len().ok() == Some(0) && !obj.is_instance_of::<pyo3::types::PyString>() {
-        return Ok(Vec::new());
-    }
-    Ok(arrays::ids(obj, name, &[1], None)?.data)
-}
+use crate::errors::{to_py, EnterGreenmark, ShapeError};
 
 fn score_dict<'py>(py: Python<'py>, s: &SynthIdScore) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
@@ -256,7 +248,7 @@ impl PySynthIdDetector {
         py: Python<'py>,
         ids: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray2<u8>>> {
-        let ids = token_ids(ids, "ids")?;
+        let ids = arrays::token_ids(ids, "ids")?;
         let depth = self.0.table().depth();
         let g = py.enter(|| Ok(self.0.table().g_values(&ids)))?;
         let rows = g.len() / depth;
@@ -270,13 +262,13 @@ impl PySynthIdDetector {
         py: Python<'_>,
         ids: &Bound<'_, PyAny>,
     ) -> PyResult<Vec<bool>> {
-        let ids = token_ids(ids, "ids")?;
+        let ids = arrays::token_ids(ids, "ids")?;
         py.enter(|| Ok(self.0.table().context_repetition_mask(&ids)))
     }
 
     /// Scores one id sequence (generated ids only for text from `model.generate`).
     fn detect(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<PySynthIdDetection> {
-        let ids = token_ids(ids, "ids")?;
+        let ids = arrays::token_ids(ids, "ids")?;
         py.enter(|| self.0.detect(&ids)).map(PySynthIdDetection)
     }
 
@@ -286,14 +278,7 @@ impl PySynthIdDetector {
         py: Python<'_>,
         texts: &Bound<'_, PyAny>,
     ) -> PyResult<Vec<PySynthIdDetection>> {
-        if texts.is_instance_of::<pyo3::types::PyString>() {
-            return Err(type_error("texts", "a list of id sequences", texts));
-        }
-        let seqs = texts
-            .try_iter()
-            .map_err(|_| type_error("texts", "a list of id sequences", texts))?
-            .map(|t| token_ids(&t?, "each sequence"))
-            .collect::<PyResult<Vec<_>>>()?;
+        let seqs = arrays::id_sequences(texts)?;
         let out = py.enter(|| self.0.detect_batch(&seqs))?;
         Ok(out.into_iter().map(PySynthIdDetection).collect())
     }
@@ -348,7 +333,7 @@ impl PySynthIdWatermarker {
         last_input_ids: &Bound<'_, PyAny>,
         logits: &Bound<'_, PyAny>,
     ) -> PyResult<Vec<&'static str>> {
-        let ids = token_ids(last_input_ids, "last_input_ids")?;
+        let ids = arrays::token_ids(last_input_ids, "last_input_ids")?;
         let mut array = arrays::logits(logits)?;
         if array.ndim() != 2 || array.shape()[0] != states.0.len() {
             return Err(ShapeError::new_err(format!(

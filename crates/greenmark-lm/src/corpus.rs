@@ -322,14 +322,12 @@ fn run(command: &mut Command, what: &str, package: &str) -> Result<()> {
         fix: fix(package),
     })?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
         return Err(LmError::CorpusFetch {
-            what: format!("{what} failed ({}): {}", output.status, last.trim()),
+            what: format!(
+                "{what} failed ({}): {}",
+                output.status,
+                crate::fetch::last_stderr_line(&output)
+            ),
             fix: fix(package),
         });
     }

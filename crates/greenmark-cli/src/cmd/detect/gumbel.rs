@@ -151,15 +151,7 @@ fn print_detection(
     args: &Args,
 ) -> Result<()> {
     if args.json {
-        let mut value = serde_json::to_value(d)?;
-        let object = value.as_object_mut().expect("an object");
-        if let Some(line) = line {
-            object.insert("line".into(), line.into());
-        }
-        object.insert("retokenized".into(), retokenized.into());
-        // JSON has no -inf/NaN: p-values are finite, but say so explicitly for 0.
-        writeln!(out, "{value}")?;
-        return Ok(());
+        return write_record(out, d, line, &[("retokenized", retokenized.into())]);
     }
     let verdict = if d.is_watermarked {
         "WATERMARKED"
@@ -183,5 +175,26 @@ fn print_detection(
         "{label}: tokens {}, scored {}, score {:.3}, log10 p {log10_p:.2}{vllm}: {verdict}",
         d.n_tokens, d.n_scored, d.score
     )?;
+    Ok(())
+}
+
+/// One `--json` answer: the detection's record, with its input line (JSON Lines input) and
+/// `extra` fields.
+pub(super) fn write_record(
+    out: &mut dyn Write,
+    detection: &impl serde::Serialize,
+    line: Option<usize>,
+    extra: &[(&str, serde_json::Value)],
+) -> Result<()> {
+    let mut value = serde_json::to_value(detection)?;
+    if let Some(object) = value.as_object_mut() {
+        if let Some(line) = line {
+            object.insert("line".into(), line.into());
+        }
+        for (field, v) in extra {
+            object.insert((*field).into(), v.clone());
+        }
+    }
+    writeln!(out, "{value}")?;
     Ok(())
 }

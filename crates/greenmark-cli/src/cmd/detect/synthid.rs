@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use greenmark::synthid::{SynthIdConfig, SynthIdDetection, SynthIdDetector};
 
-use super::gumbel::each_answer;
+use super::gumbel::{each_answer, write_record};
 use super::Args;
 use crate::table::format_threshold;
 
@@ -70,12 +70,7 @@ fn print_detection(
     args: &Args,
 ) -> Result<()> {
     if args.json {
-        let mut value = serde_json::to_value(d)?;
-        if let (Some(line), Some(object)) = (line, value.as_object_mut()) {
-            object.insert("line".into(), line.into());
-        }
-        writeln!(out, "{value}")?;
-        return Ok(());
+        return write_record(out, d, line, &[]);
     }
     let verdict = if d.is_watermarked {
         "WATERMARKED"
