@@ -383,90 +383,59 @@ impl SynthIdDetector {
         self.finish(d, shift_null.then_some(&cache.bases[..]))
     }
 
+    /// The two scores of `d`'s counts, each with its tail under the null that applies: the
+    /// shift null over the scored `bases` (a power-of-two table), or the binomial.
     fn finish(&self, mut d: SynthIdDetection, bases: Option<&[u32]>) -> Result<SynthIdDetection> {
-        if let Some(bases) = bases {
-            return self.finish_shift(d, bases);
-        }
         let depth = self.weights.len();
         let total: u64 = d.scored_per_depth.iter().sum();
         let ones: u64 = d.ones_per_depth.iter().sum();
         d.n_g_values = total;
-        let p0 = d.p0;
-        let mean = if total == 0 {
-            0.0
-        } else {
-            ones as f64 / total as f64
-        };
-        d.mean = SynthIdScore::new(
-            mean,
-            ones,
-            (stats::binomial_tail_ln(ones, total, p0), TailMethod::Exact),
-        );
-        let sum_c: u64 = self.weights.iter().sum();
         let statistic: u64 = self
             .weights
             .iter()
             .zip(&d.ones_per_depth)
             .map(|(c, o)| c * o)
             .sum();
-        let weighted = if total == 0 {
-            0.0
-        } else {
-            statistic as f64 * depth as f64 / sum_c as f64 / total as f64
-        };
-        let terms: Vec<(u64, u64)> = self
-            .weights
-            .iter()
-            .copied()
-            .zip(d.scored_per_depth.iter().copied())
-            .collect();
-        d.weighted = SynthIdScore::new(
-            weighted,
-            statistic,
-            stats::weighted_binomial_tail_ln(&terms, p0, statistic, self.max_work),
-        );
-        d.is_watermarked = d.weighted.ln_p_value <= self.threshold.ln();
-        Ok(d)
-    }
-
-    /// The p-values under the shift null: the per-depth counts are iid copies of the count
-    /// over a uniformly random shift of the table (see [`ShiftNull`]).
-    fn finish_shift(&self, mut d: SynthIdDetection, bases: &[u32]) -> Result<SynthIdDetection> {
-        let depth = self.weights.len();
-        let table = self.table.table();
-        let spectrum = self.spectrum.get_or_init(|| Spectrum::new(table));
-        let null = ShiftNull::with_spectrum(table, bases, spectrum);
-        let total: u64 = d.scored_per_depth.iter().sum();
-        let ones: u64 = d.ones_per_depth.iter().sum();
-        debug_assert!(d.scored_per_depth.iter().all(|&n| n == bases.len() as u64));
-        d.n_g_values = total;
-        let mean = if total == 0 {
-            0.0
-        } else {
-            ones as f64 / total as f64
-        };
-        d.mean = SynthIdScore::new(
-            mean,
-            ones,
-            null.tail_ln(&vec![1; depth], ones, self.max_work)?,
-        );
         let sum_c: u64 = self.weights.iter().sum();
-        let statistic: u64 = self
-            .weights
-            .iter()
-            .zip(&d.ones_per_depth)
-            .map(|(c, o)| c * o)
-            .sum();
-        let weighted = if total == 0 {
-            0.0
+        let (mean, weighted) = if total == 0 {
+            (0.0, 0.0)
         } else {
-            statistic as f64 * depth as f64 / sum_c as f64 / total as f64
+            (
+                ones as f64 / total as f64,
+                statistic as f64 * depth as f64 / sum_c as f64 / total as f64,
+            )
         };
-        d.weighted = SynthIdScore::new(
-            weighted,
-            statistic,
-            null.tail_ln(&self.weights, statistic, self.max_work)?,
-        );
+        let (mean_tail, weighted_tail) = match bases {
+            Some(bases) => {
+                // The per-depth counts are iid copies of the count over a uniformly random
+                // shift of the table (see [`ShiftNull`]).
+                let table = self.table.table();
+                let spectrum = self.spectrum.get_or_init(|| Spectrum::new(table));
+                let null = ShiftNull::with_spectrum(table, bases, spectrum);
+                debug_assert!(d.scored_per_depth.iter().all(|&n| n == bases.len() as u64));
+                (
+                    null.tail_ln(&vec![1; depth], ones, self.max_work)?,
+                    null.tail_ln(&self.weights, statistic, self.max_work)?,
+                )
+            }
+            None => {
+                let terms: Vec<(u64, u64)> = self
+                    .weights
+                    .iter()
+                    .copied()
+                    .zip(d.scored_per_depth.iter().copied())
+                    .collect();
+                (
+                    (
+                        stats::binomial_tail_ln(ones, total, d.p0),
+                        TailMethod::Exact,
+                    ),
+                    stats::weighted_binomial_tail_ln(&terms, d.p0, statistic, self.max_work),
+                )
+            }
+        };
+        d.mean = SynthIdScore::new(mean, ones, mean_tail);
+        d.weighted = SynthIdScore::new(weighted, statistic, weighted_tail);
         d.is_watermarked = d.weighted.ln_p_value <= self.threshold.ln();
         Ok(d)
     }
