@@ -10,9 +10,9 @@ prompt): transformers keys the first positions with zeros, not with the prompt.
 >>> d = detector.detect(list(range(100, 400)))
 >>> d.n_ngrams, d.is_watermarked
 (296, False)
->>> d.weighted_method  # the lattice is too large for the exact tail: the Chernoff bound
-'chernoff'
->>> detector.detect(list(range(100, 140))).weighted_method
+>>> d.null  # the default 2^16 table: the exact null over keys (a key shifts the table)
+'shift-exact'
+>>> d.weighted_method
 'exact'
 >>> 0.49 < detector.p0 < 0.51
 True
