@@ -62,6 +62,19 @@ def test_evaluate_measures_attacks(setup):
     assert again == result
 
 
+def test_span_search_scores_a_paste_without_diluting_it(setup):
+    key, config, marked, plain = setup
+    run = lambda **kw: greenmark.evaluate(
+        key=key, config=config, watermarked=marked, plain=plain, tokenizer=TOKENIZER,
+        attacks=["copy-paste:0.25"], seed=1, **kw,
+    )
+    whole, span = run(), run(span_min_tokens=8)
+    assert (whole["scored_by"], span["scored_by"]) == ("whole text", "span search")
+    assert span["attacks"][0]["median_log10_p"] < whole["attacks"][0]["median_log10_p"]
+    with pytest.raises(greenmark.ConfigError, match="min_tokens"):
+        run(span_min_tokens=1)
+
+
 def test_bad_input_raises_typed_errors(setup):
     key, config, marked, plain = setup
     with pytest.raises(greenmark.ConfigError, match="unknown attack"):

@@ -101,6 +101,32 @@ fn eval_reads_texts_and_writes_table_json_and_html() {
         .unwrap();
     let again: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(again["attacks"], json["attacks"]);
+
+    // Scored by the span search instead: the paste's evidence is not diluted by the host text.
+    let span = greenmark()
+        .arg("eval")
+        .arg("--key-file")
+        .arg(&key)
+        .arg("--tokenizer")
+        .arg(tokenizer_path())
+        .arg("--watermarked")
+        .arg(&w)
+        .arg("--plain")
+        .arg(&p)
+        .args(["--attacks", "clean,copy-paste:0.25", "--span", "8"])
+        .args(["--perplexity-texts", "0", "--seed", "7", "--json", "-"])
+        .output()
+        .unwrap();
+    assert!(span.status.success(), "{span:?}");
+    let span: Value = serde_json::from_slice(&span.stdout).unwrap();
+    assert_eq!(span["scored_by"], "span search");
+    assert_eq!(json["scored_by"], "whole text");
+    let paste = |j: &Value| {
+        row(j, "copy-paste:0.25", "ids")["median_log10_p"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(paste(&span) < paste(&json), "{span} vs {json}");
 }
 
 #[test]
@@ -189,4 +215,45 @@ fn eval_generates_on_the_real_model_with_paraphrase_and_perplexity() {
     let line: Value = serde_json::from_str(saved.lines().next().unwrap()).unwrap();
     assert_eq!(line["ids"].as_array().unwrap().len(), 24);
     assert!(!line["prompt_ids"].as_array().unwrap().is_empty());
+
+    // Another watermark (SynthID) against the same plain answers: only its watermarked
+    // answers are generated.
+    let config = dir.path().join("synthid.json");
+    std::fs::write(
+        &config,
+        r#"{"ngram_len": 3, "keys": [11, 22, 33, 44], "sampling_table_size": 65536,
+            "sampling_table_seed": 0, "context_history_size": 1024,
+            "skip_first_ngram_calls": false, "debug_mode": false}"#,
+    )
+    .unwrap();
+    let out = greenmark()
+        .arg("eval")
+        .arg("--synthid-config")
+        .arg(&config)
+        .args(["--generate", "2", "--max-new-tokens", "24"])
+        .args(["--temperature", "1", "--attacks", "clean"])
+        .args(["--perplexity-texts", "0", "--json", "-", "--plain"])
+        .arg(dir.path().join("plain.jsonl"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let synthid: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        synthid["watermark"]["scheme"],
+        "synthid-text-transformers-v1"
+    );
+    assert_eq!(synthid["scored_by"], "weighted mean score");
+    assert_eq!(
+        (
+            synthid["n_watermarked"].as_u64(),
+            synthid["n_plain"].as_u64()
+        ),
+        (Some(2), Some(2))
+    );
+    assert_eq!(synthid["plain"].as_array().unwrap().len(), 3); // ids, text, text+norm
+    assert_eq!(row(&synthid, "clean", "ids")["median_tokens"], 24.0);
+    assert!(synthid["texts"]["plain"]
+        .as_str()
+        .unwrap()
+        .ends_with("plain.jsonl"));
 }

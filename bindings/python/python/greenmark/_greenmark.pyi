@@ -344,4 +344,5 @@ def evaluate(
     tokenizer: _Path,
     attacks: Sequence[str],
     seed: int,
+    span_min_tokens: Optional[int] = None,
 ) -> str: ...

@@ -51,6 +51,7 @@ def evaluate(
     tokenizer: Union[str, Path],
     attacks: Optional[Sequence[str]] = None,
     seed: int = 0,
+    span_min_tokens: Optional[int] = None,
 ) -> dict[str, Any]:
     """Attack each watermarked text (token ids) and score it against the plain ones.
 
@@ -59,7 +60,11 @@ def evaluate(
     empirical FPR, and one ``attacks`` row per attack and reading with ``tpr_at_1e3``,
     ``tpr_at_1e6``, ``auc``, ``watermark_size`` (None: infinite), ``roc`` points and more.
     Text-level attacks decode the ids with ``tokenizer`` (a tokenizer.json) and re-tokenize.
-    Raises ``greenmark.ConfigError`` for an unknown attack or empty inputs.
+    With ``span_min_tokens``, each text is scored by the span search (windows of at least that
+    many tokens, p-value corrected for the windows tried; ``scored_by`` says ``span search``):
+    a watermarked paste inside human text is not diluted by it, as the ``copy-paste`` rows show.
+    Raises ``greenmark.ConfigError`` for an unknown attack, empty inputs or
+    ``span_min_tokens`` below 2.
     """
     out = _evaluate(
         key,
@@ -69,6 +74,7 @@ def evaluate(
         str(tokenizer),
         list(STANDARD_ATTACKS if attacks is None else attacks),
         seed,
+        span_min_tokens,
     )
     return json.loads(out)
 

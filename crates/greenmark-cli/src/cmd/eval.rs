@@ -12,9 +12,11 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use greenmark::eval::{
     Attack, AttackRow, Attacked, EvalOptions, Evaluator, PlainRow, Reading, Sample, Scorer,
+    SynthIdStatistic,
 };
 use greenmark::gumbel::{GumbelDetector, GumbelWatermarker, VllmWatermarkConfig};
-use greenmark::{Detector, Watermarker};
+use greenmark::synthid::{SynthIdConfig, SynthIdDetector, SynthIdWatermarker};
+use greenmark::{Detector, SpanOptions, Watermarker};
 use greenmark_lm::{GenerateOptions, Lm, ReadingOptions, Request};
 use serde_json::json;
 use tokenizers::Tokenizer;
@@ -79,13 +81,26 @@ pub struct Args {
     #[arg(
         long,
         value_name = "FILE",
-        required_unless_present = "vllm_config",
-        conflicts_with = "vllm_config"
+        required_unless_present_any = ["vllm_config", "synthid_config"],
+        conflicts_with_all = ["vllm_config", "synthid_config"]
     )]
     key_file: Option<PathBuf>,
     /// Evaluate vLLM's native Gumbel watermark with this config (`--watermark-config` JSON).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "synthid_config")]
     vllm_config: Option<PathBuf>,
+    /// Evaluate SynthID Text with this config (the JSON of transformers'
+    /// `SynthIDTextWatermarkingConfig(...).to_dict()`).
+    #[arg(long, value_name = "FILE")]
+    synthid_config: Option<PathBuf>,
+    /// SynthID's score that decides: `weighted` (synthid-text's weighted mean, as `detect`
+    /// reports) or `mean`.
+    #[arg(long, value_name = "SCORE", default_value = "weighted", value_parser = ["weighted", "mean"])]
+    synthid_score: String,
+    /// Score KGW texts by the span search (`detect --span`) with windows of at least this many
+    /// tokens, instead of the whole text: a WinMax-style detector for watermarked text pasted
+    /// into human writing.
+    #[arg(long, value_name = "MIN_TOKENS", conflicts_with_all = ["vllm_config", "synthid_config"])]
+    span: Option<usize>,
     /// Watermarked texts, JSON Lines: objects with the generated ids (`--ids-field`) and/or
     /// the `text`, and optionally `prompt_ids` (for perplexity); or bare arrays of ids.
     #[arg(
@@ -95,8 +110,10 @@ pub struct Args {
         conflicts_with = "generate"
     )]
     watermarked: Option<String>,
-    /// Plain (unwatermarked) texts, in the same format.
-    #[arg(long, value_name = "P.jsonl", requires = "watermarked")]
+    /// Plain (unwatermarked) texts, in the same format. With `--generate`, only the watermarked
+    /// answers are generated and these are the plain ones (generate them once with
+    /// `--save-texts`, then compare several watermarks against the same plain answers).
+    #[arg(long, value_name = "P.jsonl")]
     plain: Option<String>,
     /// The field holding the token ids in the input lines.
     #[arg(long, default_value = "ids", value_name = "NAME")]
@@ -151,6 +168,7 @@ struct Text {
 enum Mark {
     Kgw(Watermarker),
     Gumbel(GumbelWatermarker),
+    SynthId(SynthIdWatermarker),
 }
 
 /// Runs `greenmark eval`.
@@ -192,7 +210,28 @@ pub fn run(args: Args) -> Result<()> {
     let vocab = lm.as_ref().map_or(vocab, |lm| lm.vocab_size());
 
     // The watermark.
-    let (scorer, mark, watermark_json) = if let Some(path) = &args.vllm_config {
+    let (scorer, mark, watermark_json) = if let Some(path) = &args.synthid_config {
+        let config = SynthIdConfig::load(path)
+            .with_context(|| format!("cannot use SynthID config {}", path.display()))?;
+        let statistic = match args.synthid_score.as_str() {
+            "mean" => SynthIdStatistic::Mean,
+            _ => SynthIdStatistic::Weighted,
+        };
+        let detector = SynthIdDetector::new(config.clone())?
+            .with_eos(lm.as_ref().and_then(|lm| lm.stop_ids().first().copied()));
+        let described = json!({
+            "scheme": greenmark::synthid::SCHEME_ID,
+            "ngram_len": config.ngram_len,
+            "depth": config.keys.len(),
+            "sampling_table_size": config.sampling_table_size,
+            "score": args.synthid_score,
+        });
+        (
+            Scorer::SynthId(detector, statistic),
+            Mark::SynthId(SynthIdWatermarker::new(config)?),
+            described,
+        )
+    } else if let Some(path) = &args.vllm_config {
         if !path.is_file() {
             bail!(
                 "vLLM watermark config {} does not exist: give the JSON passed to `vllm serve \
@@ -228,8 +267,13 @@ pub fn run(args: Args) -> Result<()> {
             "delta": config.delta(),
             "key_id": key_file.key.id().to_string(),
         });
+        let detector = Detector::new(&key_file.key, config.clone());
+        let scorer = match args.span {
+            Some(min) => Scorer::KgwSpan(detector, SpanOptions::with_min_tokens(min)),
+            None => Scorer::Kgw(detector),
+        };
         (
-            Scorer::Kgw(Detector::new(&key_file.key, config.clone())),
+            scorer,
             Mark::Kgw(Watermarker::new(&key_file.key, config)),
             described,
         )
@@ -242,20 +286,26 @@ pub fn run(args: Args) -> Result<()> {
             read_texts(p, &args, &tokenizer)?,
             json!({"watermarked": w, "plain": p}),
         ),
-        (_, _, Some(n)) => {
+        (_, plain_file, Some(n)) => {
             let lm = lm.as_mut().expect("generation loads the model");
-            let (w, p, seconds) = generate(lm, &mark, n, &args)?;
+            let given = match plain_file {
+                Some(p) => Some(read_texts(p, &args, &tokenizer)?),
+                None => None,
+            };
+            let (w, p, seconds) = generate(lm, &mark, n, given.is_none(), &args)?;
             if let Some(dir) = &args.save_texts {
                 save_texts(dir, "watermarked.jsonl", &w)?;
-                save_texts(dir, "plain.jsonl", &p)?;
+                if given.is_none() {
+                    save_texts(dir, "plain.jsonl", &p)?;
+                }
             }
             (
                 w,
-                p,
+                given.unwrap_or(p),
                 json!({
                     "generated": n, "max_new_tokens": args.max_new_tokens,
                     "temperature": args.temperature, "seed": args.seed,
-                    "seconds": seconds,
+                    "seconds": seconds, "plain": plain_file,
                 }),
             )
         }
@@ -303,6 +353,7 @@ pub fn run(args: Args) -> Result<()> {
     let report = json!({
         "greenmark_eval": 1,
         "watermark": watermark_json,
+        "scored_by": scorer.method(),
         "texts": source,
         "model": model_path.map(|p| p.display().to_string()),
         "n_watermarked": w_samples.len(),
@@ -405,11 +456,13 @@ fn prompt(i: usize) -> String {
     t.replace("{s}", s)
 }
 
-/// Generates `n` watermarked and `n` plain answers (a prompt's two answers share a batch).
+/// Generates `n` watermarked answers, and `n` plain ones when `with_plain` (a prompt's two
+/// answers share a batch).
 fn generate(
     lm: &mut Lm,
     mark: &Mark,
     n: usize,
+    with_plain: bool,
     args: &Args,
 ) -> Result<(Vec<Text>, Vec<Text>, f64)> {
     let started = Instant::now();
@@ -422,8 +475,10 @@ fn generate(
             let marked = match mark {
                 Mark::Kgw(wm) => Request::new(p.clone(), Some(wm)),
                 Mark::Gumbel(wm) => Request::gumbel(p.clone(), wm),
+                Mark::SynthId(wm) => Request::synthid(p.clone(), wm),
             };
-            [marked, Request::new(p.clone(), None)]
+            let plain = with_plain.then(|| Request::new(p.clone(), None));
+            std::iter::once(marked).chain(plain)
         })
         .collect();
     let options = GenerateOptions {
@@ -433,7 +488,11 @@ fn generate(
         seed: args.seed,
         ..GenerateOptions::default()
     };
-    let bar = progress::bar((2 * n * args.max_new_tokens) as u64, "generating", "tokens");
+    let bar = progress::bar(
+        (requests.len() * args.max_new_tokens) as u64,
+        "generating",
+        "tokens",
+    );
     let (answers, _) = lm.generate(&requests, &options, &mut |k| bar.inc(k as u64))?;
     bar.finish_and_clear();
     let (mut w, mut p) = (Vec::new(), Vec::new());
@@ -445,7 +504,7 @@ fn generate(
                 text: g.text,
             },
         };
-        if i.is_multiple_of(2) {
+        if !with_plain || i.is_multiple_of(2) {
             w.push(text)
         } else {
             p.push(text)
@@ -563,8 +622,9 @@ fn render_table(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "scheme {}  {} watermarked / {} plain texts  seed {}",
+        "scheme {} ({})  {} watermarked / {} plain texts  seed {}",
         scorer.scheme(),
+        scorer.method(),
         report["n_watermarked"],
         report["n_plain"],
         report["seed"]

@@ -112,13 +112,10 @@ impl AnyDetection {
         match self {
             AnyDetection::Kgw(d) => d.scheme,
             AnyDetection::Gumbel { detection, .. } => detection.scheme,
-            AnyDetection::SynthId { .. } => SYNTHID_SCHEME,
+            AnyDetection::SynthId { .. } => crate::synthid::SCHEME_ID,
         }
     }
 }
-
-/// The scheme id SynthID configs report in a keyring's record.
-const SYNTHID_SCHEME: &str = "synthid-text-transformers-v1";
 
 /// The id of a config label. Gumbel configs keep the domain they were first given, so ids
 /// already printed stay the same.

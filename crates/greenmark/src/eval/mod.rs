@@ -64,9 +64,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokenizers::Tokenizer;
 
-use crate::detect::{Detector, TokenScore};
+use crate::detect::{Detector, SpanOptions, TokenScore};
 use crate::error::{Error, Result};
 use crate::gumbel::GumbelDetector;
+use crate::synthid::SynthIdDetector;
 use attack::Case;
 
 /// The significance levels (false-positive rates) the TPR is reported at.
@@ -341,10 +342,29 @@ impl Sample {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Scorer {
-    /// A green-list (KGW) watermark.
+    /// A green-list (KGW) watermark, scored over the whole text.
     Kgw(Detector),
+    /// A green-list watermark scored by the span search ([`Detector::find_span`]): the best
+    /// window's exact p-value times the windows tried (a WinMax-style detector, Kirchenbauer et
+    /// al. 2024, with a Bonferroni correction instead of a simulated threshold). It gives up a
+    /// little power on wholly watermarked text for much more on a watermarked paste in human
+    /// text.
+    KgwSpan(Detector, SpanOptions),
     /// A Gumbel-max (vLLM) watermark; decisions use its exact-or-conservative p-value.
     Gumbel(GumbelDetector),
+    /// SynthID Text (transformers' tournament watermark), scored by the mean or the weighted
+    /// mean of its g-values with the exact null over keys ([`crate::synthid`]).
+    SynthId(SynthIdDetector, SynthIdStatistic),
+}
+
+/// Which of SynthID's two classifier-free scores [`Scorer::SynthId`] decides with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SynthIdStatistic {
+    /// synthid-text's `mean_score`: every depth's g-values count alike.
+    Mean,
+    /// synthid-text's `weighted_mean_score` (early depths weigh more); the one
+    /// [`crate::synthid::SynthIdDetection::is_watermarked`] uses.
+    Weighted,
 }
 
 /// The score of one text.
@@ -362,8 +382,19 @@ impl Scorer {
     /// The scheme's versioned id.
     pub fn scheme(&self) -> &'static str {
         match self {
-            Scorer::Kgw(d) => d.config().scheme().id(),
+            Scorer::Kgw(d) | Scorer::KgwSpan(d, _) => d.config().scheme().id(),
             Scorer::Gumbel(d) => d.scheme(),
+            Scorer::SynthId(..) => crate::synthid::SCHEME_ID,
+        }
+    }
+
+    /// A short name of how texts are scored: `whole text`, `span search`, `mean score`, ...
+    pub fn method(&self) -> &'static str {
+        match self {
+            Scorer::Kgw(_) | Scorer::Gumbel(_) => "whole text",
+            Scorer::KgwSpan(..) => "span search",
+            Scorer::SynthId(_, SynthIdStatistic::Mean) => "mean score",
+            Scorer::SynthId(_, SynthIdStatistic::Weighted) => "weighted mean score",
         }
     }
 
@@ -378,6 +409,14 @@ impl Scorer {
                     log10_p: r.log10_p_value,
                 }
             }
+            Scorer::KgwSpan(d, options) => {
+                let r = d.find_span(ids, &[], *options)?;
+                Score {
+                    n_tokens: ids.len(),
+                    n_scored: r.span.n_scored,
+                    log10_p: r.log10_p_value,
+                }
+            }
             Scorer::Gumbel(d) => {
                 let r = d.detect(ids)?;
                 Score {
@@ -386,12 +425,25 @@ impl Scorer {
                     log10_p: crate::stats::ln_to_log10(r.ln_p_value_bound),
                 }
             }
+            Scorer::SynthId(d, which) => {
+                let r = d.detect(ids)?;
+                let score = match which {
+                    SynthIdStatistic::Mean => &r.mean,
+                    SynthIdStatistic::Weighted => &r.weighted,
+                };
+                Score {
+                    n_tokens: ids.len(),
+                    n_scored: r.n_scored,
+                    log10_p: score.log10_p_value,
+                }
+            }
         })
     }
 
     /// The natural-log p-value of every prefix of `ids`: `out[i]` is that of `ids[..=i]`, the
     /// same number [`Scorer::score`] gives the prefix (the scored tuples of a prefix are the
-    /// first ones of the whole text).
+    /// first ones of the whole text). Green-list and Gumbel scores are updated token by token;
+    /// the span search and SynthID's null are recomputed for each prefix.
     pub fn prefix_ln_p(&self, ids: &[u32]) -> Result<Vec<f64>> {
         let mut out = Vec::with_capacity(ids.len());
         match self {
@@ -415,8 +467,34 @@ impl Scorer {
                     out.push(d.summarize(i + 1, n, sum).ln_p_value_bound);
                 }
             }
+            Scorer::KgwSpan(..) | Scorer::SynthId(..) => {
+                for end in 1..=ids.len() {
+                    out.push(self.score(&ids[..end])?.log10_p / std::f64::consts::LOG10_E);
+                }
+            }
         }
         Ok(out)
+    }
+
+    /// The first prefix length of `ids` whose p-value is below `threshold`
+    /// ([`metrics::first_significant`] of [`Scorer::prefix_ln_p`]), without scoring the
+    /// prefixes after it.
+    pub fn first_significant(&self, ids: &[u32], threshold: f64) -> Result<Option<usize>> {
+        match self {
+            Scorer::Kgw(_) | Scorer::Gumbel(_) => Ok(metrics::first_significant(
+                &self.prefix_ln_p(ids)?,
+                threshold,
+            )),
+            Scorer::KgwSpan(..) | Scorer::SynthId(..) => {
+                let cut = threshold.log10();
+                for end in 1..=ids.len() {
+                    if self.score(&ids[..end])?.log10_p < cut {
+                        return Ok(Some(end));
+                    }
+                }
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -564,8 +642,8 @@ impl<'a> Evaluator<'a> {
         }
         crate::stats::check_threshold(options.size_threshold)?;
         let vocab_size = match scorer {
-            Scorer::Kgw(d) => d.config().vocab_size(),
-            Scorer::Gumbel(_) => tokenizer.get_vocab_size(true) as u32,
+            Scorer::Kgw(d) | Scorer::KgwSpan(d, _) => d.config().vocab_size(),
+            Scorer::Gumbel(_) | Scorer::SynthId(..) => tokenizer.get_vocab_size(true) as u32,
         };
         let mut donors: Vec<String> = plain
             .iter()
@@ -716,10 +794,9 @@ impl<'a> Evaluator<'a> {
             log10_p.push(s.log10_p);
             tokens.push(s.n_tokens as f64);
             scored.push(s.n_scored as f64);
-            let size = metrics::first_significant(
-                &self.scorer.prefix_ln_p(ids)?,
-                self.options.size_threshold,
-            );
+            let size = self
+                .scorer
+                .first_significant(ids, self.options.size_threshold)?;
             sizes.push(size.map_or(f64::INFINITY, |n| n as f64));
         }
         let positive: Vec<f64> = log10_p.iter().map(|l| -l).collect();

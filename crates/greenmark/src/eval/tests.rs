@@ -8,6 +8,8 @@ use rand_chacha::ChaCha8Rng;
 use super::attack::*;
 use super::metrics::*;
 use super::*;
+use crate::detect::SpanOptions;
+use crate::synthid::SynthIdDetector;
 use crate::{Key, WatermarkConfig, Watermarker};
 
 fn rng(seed: u64) -> ChaCha8Rng {
@@ -212,6 +214,21 @@ fn word_salad(
     key: &Key,
     config: &WatermarkConfig,
 ) -> (Vec<Sample>, Vec<Sample>) {
+    let wm = Watermarker::new(key, config.clone());
+    salad(tokenizer, 80, || {
+        Box::new(|logits: &mut [f32], ids: &[u32]| {
+            wm.bias(logits, ids).unwrap();
+        })
+    })
+}
+
+/// [`word_salad`] with any watermark: `biaser()` starts a text and returns what biases each
+/// step's logits given the ids so far; texts have `steps + 1` tokens.
+fn salad<'a>(
+    tokenizer: &Tokenizer,
+    steps: u32,
+    mut biaser: impl FnMut() -> Box<dyn FnMut(&mut [f32], &[u32]) + 'a>,
+) -> (Vec<Sample>, Vec<Sample>) {
     let mut words: Vec<u32> = tokenizer
         .get_vocab(false)
         .into_iter()
@@ -222,31 +239,52 @@ fn word_salad(
         .collect();
     words.sort_unstable();
     words.truncate(3000);
-    let wm = Watermarker::new(key, config.clone());
-    let vocab = config.vocab_size() as usize;
+    let vocab = tokenizer.get_vocab_size(true);
     let mut marked = Vec::new();
     let mut plain = Vec::new();
     for t in 0..12u32 {
+        let mut bias = biaser();
         let mut ids = vec![words[t as usize]];
-        for step in 0..80u32 {
+        for step in 0..steps {
             let mut logits = vec![f32::NEG_INFINITY; vocab];
             for (j, &w) in words.iter().enumerate() {
                 logits[w as usize] =
                     ((j as u32 ^ (step * 31 + t)).wrapping_mul(2654435761) >> 24) as f32 / 64.0;
             }
-            wm.bias(&mut logits, &ids).unwrap();
+            bias(&mut logits, &ids);
             let next = (0..vocab)
                 .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
                 .unwrap();
             ids.push(next as u32);
         }
         marked.push(Sample::from_ids(tokenizer, ids).unwrap());
-        let p: Vec<u32> = (0..80u32)
+        let p: Vec<u32> = (0..steps)
             .map(|i| words[((i * 7919 + t * 104729) as usize) % words.len()])
             .collect();
         plain.push(Sample::from_ids(tokenizer, p).unwrap());
     }
     (marked, plain)
+}
+
+/// SynthID texts from [`salad`], with a 2^16 table (the shift null) and depth 4.
+fn synthid_salad(tokenizer: &Tokenizer) -> (SynthIdDetector, Vec<Sample>, Vec<Sample>) {
+    let config = crate::synthid::SynthIdConfig::from_json(
+        r#"{"ngram_len": 3, "keys": [71, 420, 9, 1337], "sampling_table_size": 65536,
+            "sampling_table_seed": 0, "context_history_size": 1024,
+            "skip_first_ngram_calls": false, "debug_mode": false}"#,
+    )
+    .unwrap();
+    let wm = crate::synthid::SynthIdWatermarker::new(config.clone()).unwrap();
+    let (marked, plain) = salad(tokenizer, 60, || {
+        let mut request = wm.request();
+        Box::new(move |logits: &mut [f32], ids: &[u32]| {
+            if ids.len() > 1 {
+                request.push(*ids.last().unwrap());
+            }
+            request.watermark(logits).unwrap();
+        })
+    });
+    (SynthIdDetector::new(config).unwrap(), marked, plain)
 }
 
 #[test]
@@ -308,5 +346,104 @@ fn prefix_p_values_end_at_the_texts_p_value() {
             let direct = scorer.score(&s.ids[..n]).unwrap().log10_p;
             assert!((crate::stats::ln_to_log10(prefix[n - 1]) - direct).abs() < 1e-9);
         }
+    }
+}
+
+/// Every scorer's watermark size scan agrees with its prefix p-values, which end at the
+/// text's own p-value (the naive oracle: each prefix scored from scratch).
+#[test]
+fn every_scorer_scans_prefixes_as_it_scores_them() {
+    let tokenizer = tokenizer();
+    let config = WatermarkConfig::new(tokenizer.get_vocab_size(true) as u64).unwrap();
+    let key = Key::from_bytes([23; 32]);
+    let (kgw_marked, _) = word_salad(&tokenizer, &key, &config);
+    let (synthid, synthid_marked, _) = synthid_salad(&tokenizer);
+    let detector = crate::Detector::new(&key, config);
+    let cases = [
+        (Scorer::Kgw(detector.clone()), &kgw_marked),
+        (
+            Scorer::KgwSpan(detector, SpanOptions::with_min_tokens(8)),
+            &kgw_marked,
+        ),
+        (
+            Scorer::SynthId(synthid.clone(), SynthIdStatistic::Mean),
+            &synthid_marked,
+        ),
+        (
+            Scorer::SynthId(synthid, SynthIdStatistic::Weighted),
+            &synthid_marked,
+        ),
+    ];
+    for (scorer, texts) in &cases {
+        for s in &texts[..2] {
+            let prefix = scorer.prefix_ln_p(&s.ids).unwrap();
+            assert_eq!(prefix.len(), s.ids.len());
+            for n in [1usize, 7, 30, s.ids.len()] {
+                let direct = scorer.score(&s.ids[..n]).unwrap().log10_p;
+                let scanned = crate::stats::ln_to_log10(prefix[n - 1]);
+                assert!(
+                    (scanned - direct).abs() < 1e-9,
+                    "{}: {scanned} vs {direct}",
+                    scorer.method()
+                );
+            }
+            for threshold in [1e-2, 1e-3, 1e-6] {
+                assert_eq!(
+                    scorer.first_significant(&s.ids, threshold).unwrap(),
+                    first_significant(&prefix, threshold),
+                    "{}",
+                    scorer.method()
+                );
+            }
+        }
+    }
+}
+
+/// A watermarked quarter pasted into human text: the span search finds what the whole-text
+/// score dilutes, and neither flags the plain texts.
+#[test]
+fn the_span_search_finds_a_paste_the_whole_text_score_dilutes() {
+    let tokenizer = tokenizer();
+    let config = WatermarkConfig::new(tokenizer.get_vocab_size(true) as u64).unwrap();
+    let key = Key::from_bytes([24; 32]);
+    let (marked, plain) = word_salad(&tokenizer, &key, &config);
+    let detector = crate::Detector::new(&key, config);
+    let whole = Scorer::Kgw(detector.clone());
+    let span = Scorer::KgwSpan(detector, SpanOptions::with_min_tokens(8));
+    let paste: Attack = "copy-paste:0.25".parse().unwrap();
+    let row = |scorer: &Scorer| {
+        let ev = Evaluator::new(scorer, &tokenizer, &plain, EvalOptions::default()).unwrap();
+        assert!(ev.plain_rows().iter().all(|r| r.fpr_at_1e3 <= 1.0 / 12.0));
+        ev.run(&paste, &marked, &plain).unwrap().remove(0)
+    };
+    let (w, s) = (row(&whole), row(&span));
+    assert!(
+        s.median_log10_p < w.median_log10_p - 2.0,
+        "span {} vs whole text {}",
+        s.median_log10_p,
+        w.median_log10_p
+    );
+    assert!(s.tpr_at_1e3 >= w.tpr_at_1e3);
+}
+
+/// SynthID's scores through the evaluator: clean watermarked text is detected, plain text is
+/// not, and deleting tokens weakens the evidence.
+#[test]
+fn synthid_texts_are_evaluated_with_their_exact_null() {
+    let tokenizer = tokenizer();
+    let (detector, marked, plain) = synthid_salad(&tokenizer);
+    for which in [SynthIdStatistic::Mean, SynthIdStatistic::Weighted] {
+        let scorer = Scorer::SynthId(detector.clone(), which);
+        assert_eq!(scorer.scheme(), crate::synthid::SCHEME_ID);
+        let ev = Evaluator::new(&scorer, &tokenizer, &plain, EvalOptions::default()).unwrap();
+        let clean = ev.run(&Attack::Clean, &marked, &plain).unwrap().remove(0);
+        assert_eq!(clean.tpr_at_1e3, 1.0, "{which:?}: {clean:?}");
+        assert_eq!(clean.auc, Some(1.0));
+        assert!(ev.plain_rows().iter().all(|r| r.fpr_at_1e3 <= 1.0 / 12.0));
+        let deleted = ev
+            .run(&"del-tokens:0.5".parse().unwrap(), &marked, &plain)
+            .unwrap()
+            .remove(0);
+        assert!(deleted.median_log10_p > clean.median_log10_p);
     }
 }

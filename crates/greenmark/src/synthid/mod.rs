@@ -43,6 +43,10 @@
 //! # Ok::<(), greenmark::Error>(())
 //! ```
 
+/// The scheme id SynthID detections report (transformers' tournament watermark, its hash and
+/// g-values as transformers 5 computes them).
+pub const SCHEME_ID: &str = "synthid-text-transformers-v1";
+
 mod config;
 mod detect;
 mod logits;
