@@ -9,8 +9,16 @@
 # generated configs, the texts in OUT_DIR/texts/NAME/ (so they can be re-evaluated without
 # generating again). Environment: GM (the binary, default target/release/greenmark; with
 # CARGO_TARGET_DIR set, $CARGO_TARGET_DIR/release/greenmark), N (texts per kind, default 100),
-# T (new tokens, default 100), PARA (texts paraphrased, default 16), CONFIGS (generated
-# configs as NAME:TEMPERATURE, default all six).
+# T (new tokens, default 100), PARA (texts paraphrased, default 16), PPL (texts
+# of each kind scored for perplexity, default 32), TEMPS (temperatures,
+# default "0.7 1"), CONFIGS (generated configs, default all ten: lefthash h=1/h=2, selfhash and
+# minhash at delta 2 and 3, vLLM's Gumbel, SynthID).
+#
+# Generated configs share their plain answers: per temperature the first config generates
+# watermarked and plain answers, the others only watermarked ones (`eval --generate N --plain`),
+# so every config is compared with the same human-free baseline and generation costs half.
+# KGW configs are also scored by the span search (`eval --span 16`) on copy-paste, from the
+# saved texts (no model).
 set -euo pipefail
 WHAT=${1:-all}
 OUT=${2:-docs/robustness}
@@ -25,13 +33,16 @@ mkdir -p "$OUT" "$KEYS"
 run() { # NAME ARGS...: one evaluation, its table kept beside its JSON and HTML
   local name=$1; shift
   echo "== $name ($(date -u +%H:%M:%S))"
-  /usr/bin/time -f "$name: %e s wall, %M KiB max RSS" "$GM" eval "$@" --paraphrase-texts "$PARA" \
+  /usr/bin/time -f "$name: %e s wall, %M KiB max RSS" "$GM" eval "$@" --paraphrase-texts "$PARA" --perplexity-texts "${PPL:-32}" \
     --json "$OUT/$name.json" --html "$OUT/$name.html" | tee "$OUT/$name.txt"
 }
 
 if [[ $WHAT == corpus || $WHAT == all ]]; then
   for h in 1 2; do
     run "corpus-lefthash-h$h-d3-t1" --key-file "$C/keys/w$h.json" \
+      --watermarked "$C/teacher-w$h.jsonl.gz" --plain "$C/teacher-plain.jsonl.gz"
+    PPL=0 run "corpus-lefthash-h$h-d3-t1-span" --key-file "$C/keys/w$h.json" --span 16 \
+      --attacks clean,copy-paste:0.03,copy-paste:0.1,copy-paste:0.25 \
       --watermarked "$C/teacher-w$h.jsonl.gz" --plain "$C/teacher-plain.jsonl.gz"
   done
 fi
@@ -42,15 +53,38 @@ key() { # NAME KEYGEN-ARGS...: a key file made once and kept (the experiment's k
 }
 
 if [[ $WHAT == generated || $WHAT == all ]]; then
-  key lefthash-h1-d2 --scheme lefthash --window 1 --delta 2
-  key selfhash-d2 --scheme selfhash --delta 2
-  key lefthash-h1-d3 --scheme lefthash --window 1 --delta 3
-  key minhash-d2 --scheme minhash --delta 2
+  for d in 2 3; do
+    key lefthash-h1-d$d --scheme lefthash --window 1 --delta $d
+    key lefthash-h2-d$d --scheme lefthash --window 2 --delta $d
+    key selfhash-d$d --scheme selfhash --delta $d
+    key minhash-d$d --scheme minhash --delta $d
+  done
   [[ -f $KEYS/gumbel.json ]] || echo '{"key": 20261202, "algorithm": "gumbel"}' > "$KEYS/gumbel.json"
-  for cfg in ${CONFIGS:-lefthash-h1-d2:0.7 gumbel:0.7 selfhash-d2:0.7 lefthash-h1-d3:0.7 minhash-d2:0.7 gumbel:1}; do
-    name=${cfg%%:*}; temp=${cfg##*:}
-    if [[ $name == gumbel ]]; then mark=(--vllm-config "$KEYS/gumbel.json"); else mark=(--key-file "$KEYS/$name.json"); fi
-    run "gen-$name-t$temp" "${mark[@]}" --generate "$N" --max-new-tokens "$T" \
-      --temperature "$temp" --save-texts "$OUT/texts/$name-t$temp"
+  # transformers' documented example config: ngram_len 5, depth 9, the default 2^16 table.
+  [[ -f $KEYS/synthid.json ]] || echo '{"ngram_len": 5, "keys": [654, 400, 836, 123, 340, 443, 597, 160, 57], "sampling_table_size": 65536, "sampling_table_seed": 0, "context_history_size": 1024, "skip_first_ngram_calls": false, "debug_mode": false}' > "$KEYS/synthid.json"
+  for temp in ${TEMPS:-0.7 1}; do
+    plain=""
+    for name in ${CONFIGS:-lefthash-h1-d2 lefthash-h1-d3 lefthash-h2-d2 lefthash-h2-d3 selfhash-d2 selfhash-d3 minhash-d2 minhash-d3 gumbel synthid}; do
+      case $name in
+        gumbel) mark=(--vllm-config "$KEYS/gumbel.json") ;;
+        synthid) mark=(--synthid-config "$KEYS/synthid.json") ;;
+        *) mark=(--key-file "$KEYS/$name.json") ;;
+      esac
+      texts=$OUT/texts/$name-t$temp
+      if [[ -f $texts/watermarked.jsonl ]]; then # generated before: evaluate the saved texts
+        src=(--watermarked "$texts/watermarked.jsonl" --plain "${plain:-$texts/plain.jsonl}")
+      elif [[ -n $plain ]]; then
+        src=(--generate "$N" --max-new-tokens "$T" --temperature "$temp" --plain "$plain" --save-texts "$texts")
+      else
+        src=(--generate "$N" --max-new-tokens "$T" --temperature "$temp" --save-texts "$texts")
+      fi
+      run "gen-$name-t$temp" "${mark[@]}" "${src[@]}"
+      [[ -n $plain ]] || plain=$texts/plain.jsonl
+      if [[ $name != gumbel && $name != synthid ]]; then
+        PPL=0 run "gen-$name-t$temp-span" "${mark[@]}" --span 16 \
+          --attacks clean,copy-paste:0.1,copy-paste:0.25 \
+          --watermarked "$texts/watermarked.jsonl" --plain "$plain"
+      fi
+    done
   done
 fi
