@@ -75,6 +75,44 @@ fn detects_synthid_ids_as_the_core_does() {
     assert_eq!(lines[0]["is_watermarked"], true);
     assert_eq!(lines[1]["is_watermarked"], false);
 
+    // --eos-id: ngrams from the first EOS on are not scored, as the core's with_eos masks them.
+    let eos = ids[150];
+    let out = greenmark()
+        .args(["detect", "--json", "--eos-id"])
+        .arg(eos.to_string())
+        .arg("--synthid-config")
+        .arg(&cfg)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let first: Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let masked = core.clone().with_eos(Some(eos)).detect(&ids).unwrap();
+    assert!(masked.n_skipped_eos > 0);
+    assert_eq!(first["n_skipped_eos"], masked.n_skipped_eos);
+    assert_eq!(
+        first["weighted"],
+        serde_json::to_value(&masked.weighted).unwrap()
+    );
+    let out = greenmark()
+        .args(["detect", "--eos-id", "2", "--vllm-config"])
+        .arg(&cfg)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--eos-id needs --synthid-config: {out:?}"
+    );
+
     let out = greenmark()
         .args(["detect", "--exit-code", "--synthid-config"])
         .arg(&cfg)

@@ -50,6 +50,11 @@ pub struct Args {
     /// --tokenizer/--model. The verdict is on the weighted mean score's p-value.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["key_files", "vllm_config"])]
     synthid_config: Option<PathBuf>,
+    /// With --synthid-config: the model's end-of-sequence token id. As transformers' detector
+    /// masks them, ngrams from the first EOS on are not scored (padding after an answer is not
+    /// evidence).
+    #[arg(long, value_name = "ID")]
+    eos_id: Option<u32>,
     #[command(flatten)]
     tokenizer: TokenizerArgs,
     /// Read JSON Lines: one object per line, the text in --field (or the token ids in
@@ -112,6 +117,12 @@ impl Args {
     /// Refuses flags that do not apply to the chosen mode (exit status 2): a flag that would
     /// be silently ignored gives a confident wrong answer.
     fn check_mode(&self) -> Result<()> {
+        if self.eos_id.is_some() && self.synthid_config.is_none() {
+            return Err(usage(
+                "--eos-id applies to --synthid-config only: the other detectors score every \
+                 token they are given",
+            ));
+        }
         let ids_flag = if self.synthid_config.is_some() {
             Some("--synthid-config")
         } else if self.vllm_config.is_some() {

@@ -30,7 +30,9 @@ pub fn run(args: &Args, config_path: &Path) -> Result<bool> {
     }
     let config = SynthIdConfig::load(config_path)
         .with_context(|| format!("cannot use SynthID config {}", config_path.display()))?;
-    let mut detector = SynthIdDetector::new(config.clone())?.with_threshold(args.threshold)?;
+    let mut detector = SynthIdDetector::new(config.clone())?
+        .with_threshold(args.threshold)?
+        .with_eos(args.eos_id);
     if args.tokenizer.is_given() {
         let vocab = args.tokenizer.load()?.0.get_vocab_size(true);
         detector = detector.with_vocab_size(u32::try_from(vocab).unwrap_or(u32::MAX))?;
