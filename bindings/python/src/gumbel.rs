@@ -142,7 +142,7 @@ impl PyGumbelDetection {
 
 /// Detects vLLM's native watermark (or greenmark's own Gumbel watermark) in generated ids.
 #[pyclass(name = "GumbelDetector", module = "greenmark._greenmark", frozen)]
-pub(crate) struct PyGumbelDetector(GumbelDetector);
+pub(crate) struct PyGumbelDetector(pub(crate) GumbelDetector);
 
 #[pymethods]
 impl PyGumbelDetector {

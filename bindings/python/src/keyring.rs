@@ -1,16 +1,19 @@
 //! `greenmark.Keyring` and the `greenmark.KeyringDetection` it returns.
 
-use greenmark::detect::Scored;
+use greenmark::detect::{AnyDetection, Scored};
 use greenmark::{Keyring, KeyringDetection};
 use pyo3::prelude::*;
 
 use crate::arrays;
 use crate::detect::{prompt_ids, significant, span_args, PyDetection, PyDetector, PySpanDetection};
 use crate::errors::{to_py, type_error, EnterGreenmark};
+use crate::gumbel::{PyGumbelDetection, PyGumbelDetector};
+use crate::synthid::{PySynthIdDetection, PySynthIdDetector};
 
 /// Several detectors run on the same ids, with one p-value corrected for their number
 /// (Bonferroni) and the key that fired named. Detectors that score identically (the same key
-/// and config but for delta) count once.
+/// and config but for delta) count once. Other engines' configs (vLLM Gumbel, SynthID Text)
+/// join under an operator's label with `with_gumbel` / `with_synthid`, in the same correction.
 #[pyclass(name = "Keyring", module = "greenmark._greenmark", frozen)]
 pub(crate) struct PyKeyring(Keyring);
 
@@ -107,12 +110,13 @@ impl PyKeyring {
         Keyring::new(all).map(PyKeyring).map_err(to_py)
     }
 
-    /// How many distinct detectors the keyring holds.
+    /// How many distinct detectors the keyring holds (greenmark keys and other engines'
+    /// configs).
     fn __len__(&self) -> usize {
-        self.0.detectors().len()
+        self.0.detectors().len() + self.0.engines().len()
     }
 
-    /// The public ids of the keys, in order.
+    /// The public ids of the greenmark keys, in order.
     #[getter]
     fn key_ids(&self) -> Vec<String> {
         self.0
@@ -122,7 +126,32 @@ impl PyKeyring {
             .collect()
     }
 
-    /// Scores ids (T,) under every key (`prompt` ids: context, not scored).
+    /// What `KeyringDetection.keys` is indexed by: the greenmark keys' ids, then the labels of
+    /// the other engines' configs in the order added.
+    #[getter]
+    fn labels(&self) -> Vec<String> {
+        let mut out = self.key_ids();
+        out.extend(self.0.engines().iter().map(|(name, _)| name.clone()));
+        out
+    }
+
+    /// A keyring with a vLLM Gumbel config added under `name` (a public label: 1 to 64
+    /// letters, digits, `.`, `_`, `-`; never derived from the config's key).
+    fn with_gumbel(&self, name: &str, detector: &PyGumbelDetector) -> PyResult<PyKeyring> {
+        let ring = self.0.clone().with_gumbel(name, detector.0.clone());
+        ring.map(PyKeyring).map_err(to_py)
+    }
+
+    /// A keyring with a SynthID Text config added under `name` (as `with_gumbel`); it enters
+    /// the correction with its weighted score's p-value.
+    fn with_synthid(&self, name: &str, detector: &PySynthIdDetector) -> PyResult<PyKeyring> {
+        let ring = self.0.clone().with_synthid(name, detector.0.clone());
+        ring.map(PyKeyring).map_err(to_py)
+    }
+
+    /// Scores ids (T,) under every key and config (`prompt` ids: context for greenmark keys,
+    /// not scored). `keys` holds a `Detection` per greenmark key, then a `GumbelDetection` or
+    /// `SynthIdDetection` per config, each with its own uncorrected p-value.
     #[pyo3(signature = (ids, *, prompt=None))]
     fn detect(
         &self,
@@ -132,14 +161,47 @@ impl PyKeyring {
     ) -> PyResult<PyKeyringDetection> {
         let tokens = arrays::ids(ids, "ids", &[1], None)?.data;
         let prompt = prompt_ids(prompt)?;
-        let d = py.enter(|| self.0.detect(&tokens, &prompt))?;
-        let keys = d
-            .keys
-            .iter()
-            .map(|k| Ok(Py::new(py, PyDetection::new(k.clone()))?.into_any()))
-            .collect::<PyResult<Vec<_>>>()?;
-        let key_id = d.keys[d.strongest_key].key_id.to_string();
-        PyKeyringDetection::new(&d, Scored::Whole(d.clone()), keys, key_id)
+        let scored = py.enter(|| self.0.score(&tokens, &prompt, None))?;
+        match &scored {
+            Scored::Mixed(d) => {
+                let keys = d
+                    .keys
+                    .iter()
+                    .map(|k| {
+                        Ok(match k {
+                            AnyDetection::Kgw(k) => {
+                                Py::new(py, PyDetection::new(k.clone()))?.into_any()
+                            }
+                            AnyDetection::Gumbel { detection, .. } => {
+                                Py::new(py, PyGumbelDetection::from(detection.clone()))?.into_any()
+                            }
+                            AnyDetection::SynthId { detection, .. } => {
+                                Py::new(py, PySynthIdDetection(detection.clone()))?.into_any()
+                            }
+                            _ => {
+                                return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                                    "a keyring entry of an engine this binding does not know",
+                                ))
+                            }
+                        })
+                    })
+                    .collect::<PyResult<Vec<_>>>()?;
+                let key_id = d.keys[d.strongest_key].label();
+                PyKeyringDetection::new(d, scored.clone(), keys, key_id)
+            }
+            Scored::Whole(d) => {
+                let keys = d
+                    .keys
+                    .iter()
+                    .map(|k| Ok(Py::new(py, PyDetection::new(k.clone()))?.into_any()))
+                    .collect::<PyResult<Vec<_>>>()?;
+                let key_id = d.keys[d.strongest_key].key_id.to_string();
+                PyKeyringDetection::new(d, scored.clone(), keys, key_id)
+            }
+            _ => Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "a whole-text score came back as a span search",
+            )),
+        }
     }
 
     /// Searches ids (T,) for a watermarked span under every key (see `Detector.find_span`).
@@ -152,7 +214,16 @@ impl PyKeyring {
         min_tokens: usize,
     ) -> PyResult<PyKeyringDetection> {
         let (tokens, prompt, options) = span_args(ids, prompt, min_tokens)?;
-        let d = py.enter(|| self.0.find_span(&tokens, &prompt, options))?;
+        // Through `score`, which refuses a keyring holding other engines' configs (the span
+        // search covers greenmark keys only).
+        let d = match py.enter(|| self.0.score(&tokens, &prompt, Some(options)))? {
+            Scored::Span(d) => d,
+            _ => {
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                    "a span search came back as a whole-text score",
+                ))
+            }
+        };
         let keys = d
             .keys
             .iter()

@@ -34,7 +34,7 @@ fn method(s: &SynthIdScore) -> &'static str {
 /// g-value scores, each with its p-value (`*_log10_p_value` stays finite below 1e-308), the
 /// counts scored and skipped. `is_watermarked` is decided on the weighted score.
 #[pyclass(name = "SynthIdDetection", module = "greenmark._greenmark", frozen)]
-pub(crate) struct PySynthIdDetection(SynthIdDetection);
+pub(crate) struct PySynthIdDetection(pub(crate) SynthIdDetection);
 
 #[pymethods]
 impl PySynthIdDetection {
@@ -199,7 +199,7 @@ fn parse(json: &str) -> PyResult<SynthIdConfig> {
 /// Detects SynthID Text (transformers' `SynthIDTextWatermarkLogitsProcessor`) in token ids,
 /// from the config's JSON (`SynthIDTextWatermarkingConfig.to_dict()` as JSON).
 #[pyclass(name = "SynthIdDetector", module = "greenmark._greenmark", frozen)]
-pub(crate) struct PySynthIdDetector(SynthIdDetector);
+pub(crate) struct PySynthIdDetector(pub(crate) SynthIdDetector);
 
 #[pymethods]
 impl PySynthIdDetector {

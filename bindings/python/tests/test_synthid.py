@@ -347,3 +347,42 @@ def test_generate_with_transformers_synthid_is_reproduced_and_detected():
         # Upper 1e-6 bound of Binomial(300, level): a correct test exceeds it almost never.
         bound = stats.binom.isf(1e-6, 300, level)
         assert (pvals <= level).sum(axis=0).max() <= bound, (level, (pvals <= level).mean(axis=0))
+
+
+def test_keyring_scores_synthid_and_gumbel_configs_beside_greenmark_keys():
+    """One Bonferroni correction over a greenmark key, a vLLM Gumbel config and a SynthID config;
+    each entry is the engine's own detection (checked against the detectors run alone)."""
+    from greenmark.gumbel import GumbelDetector
+
+    config = greenmark.WatermarkConfig(49152)
+    key = greenmark.Key.from_hex("cd" * 32)
+    synthid = SynthIdDetector({"ngram_len": 3, "keys": [5, 6, 7, 8]})
+    gumbel = GumbelDetector.from_vllm_config('{"key": 7}')
+    ring = greenmark.Keyring([greenmark.Detector(key, config)])
+    mixed = ring.with_gumbel("vllm-prod", gumbel).with_synthid("hf-synthid", synthid)
+    assert len(ring) == 1 and len(mixed) == 3
+    assert mixed.labels == [key.id, "vllm-prod", "hf-synthid"]
+    ids = sample_ids(3, 200)[0]
+    d = mixed.detect(ids)
+    kinds = [type(k).__name__ for k in d.keys]
+    assert kinds == ["Detection", "GumbelDetection", "SynthIdDetection"]
+    alone = [
+        greenmark.Detector(key, config).detect(ids).ln_p_value,
+        gumbel.detect(ids).ln_p_value_bound,
+        synthid.detect(ids).weighted_ln_p_value,
+    ]
+    got = [d.keys[0].ln_p_value, d.keys[1].ln_p_value_bound, d.keys[2].weighted_ln_p_value]
+    assert got == pytest.approx(alone, rel=1e-12, abs=1e-12)
+    strongest = min(range(3), key=lambda i: alone[i])
+    assert d.strongest_key == strongest and d.key_id == mixed.labels[strongest]
+    assert d.ln_p_value == pytest.approx(min(0.0, math.log(3) + alone[strongest]), rel=1e-12, abs=1e-12)
+    record = d.to_dict()
+    assert [k["key_id"] for k in record["keys"]] == mixed.labels  # configs by label, never key
+    with pytest.raises(greenmark.ConfigError, match="labelled"):
+        mixed.with_synthid("hf-synthid", synthid)
+    with pytest.raises(greenmark.ConfigError, match="label"):
+        ring.with_gumbel("bad label!", gumbel)
+    with pytest.raises(greenmark.GreenmarkError, match="span search"):
+        mixed.find_span(ids)
+    with pytest.raises(TypeError):
+        ring.with_synthid("x", gumbel)
