@@ -19,6 +19,21 @@ fn jsonl(dir: &Path, name: &str, texts: &[String]) -> std::path::PathBuf {
     path
 }
 
+/// `greenmark eval` of one key on watermarked and plain JSON Lines, with the real tokenizer.
+fn eval_on(key: &Path, watermarked: &Path, plain: &Path) -> assert_cmd::Command {
+    let mut cmd = greenmark();
+    cmd.arg("eval")
+        .arg("--key-file")
+        .arg(key)
+        .arg("--tokenizer")
+        .arg(tokenizer_path())
+        .arg("--watermarked")
+        .arg(watermarked)
+        .arg("--plain")
+        .arg(plain);
+    cmd
+}
+
 fn row<'a>(json: &'a Value, attack: &str, reading: &str) -> &'a Value {
     json["attacks"]
         .as_array()
@@ -39,16 +54,7 @@ fn eval_reads_texts_and_writes_table_json_and_html() {
         jsonl(dir.path(), "p.jsonl", &plain),
     );
     let (json_out, html_out) = (dir.path().join("out.json"), dir.path().join("out.html"));
-    let out = greenmark()
-        .arg("eval")
-        .arg("--key-file")
-        .arg(&key)
-        .arg("--tokenizer")
-        .arg(tokenizer_path())
-        .arg("--watermarked")
-        .arg(&w)
-        .arg("--plain")
-        .arg(&p)
+    let out = eval_on(&key, &w, &p)
         .args(["--attacks", "clean,upper,invisible:0.2,copy-paste:0.25"])
         .args(["--perplexity-texts", "0", "--seed", "7", "--json"])
         .arg(&json_out)
@@ -85,16 +91,7 @@ fn eval_reads_texts_and_writes_table_json_and_html() {
     assert!(!html.contains("<script") && !html.contains("src=\"http"));
 
     // The same seed gives the same numbers.
-    let again = greenmark()
-        .arg("eval")
-        .arg("--key-file")
-        .arg(&key)
-        .arg("--tokenizer")
-        .arg(tokenizer_path())
-        .arg("--watermarked")
-        .arg(&w)
-        .arg("--plain")
-        .arg(&p)
+    let again = eval_on(&key, &w, &p)
         .args(["--attacks", "clean,upper,invisible:0.2,copy-paste:0.25"])
         .args(["--perplexity-texts", "0", "--seed", "7", "--json", "-"])
         .output()
@@ -103,16 +100,7 @@ fn eval_reads_texts_and_writes_table_json_and_html() {
     assert_eq!(again["attacks"], json["attacks"]);
 
     // Scored by the span search instead: the paste's evidence is not diluted by the host text.
-    let span = greenmark()
-        .arg("eval")
-        .arg("--key-file")
-        .arg(&key)
-        .arg("--tokenizer")
-        .arg(tokenizer_path())
-        .arg("--watermarked")
-        .arg(&w)
-        .arg("--plain")
-        .arg(&p)
+    let span = eval_on(&key, &w, &p)
         .args(["--attacks", "clean,copy-paste:0.25", "--span", "8"])
         .args(["--perplexity-texts", "0", "--seed", "7", "--json", "-"])
         .output()
