@@ -90,3 +90,23 @@ def greenmark_binary() -> pathlib.Path:
 def cli() -> pathlib.Path:
     """The `greenmark` binary."""
     return greenmark_binary()
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The embedded SmolLM2 GGUF loaded by transformers on CPU (float32), with its tokenizer:
+    loaded once for every test that generates with transformers (offline: the file is local)."""
+    import os
+    import time
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    path = gguf_path()
+    start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    model.eval()
+    print(f"\nloaded {path.name} in {time.perf_counter() - start:.1f} s")
+    return model, tokenizer

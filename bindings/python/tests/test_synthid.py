@@ -266,23 +266,6 @@ def test_p_values_equal_scipy_and_mpmath(cfg):
             assert d.weighted_ln_p_value >= want
 
 
-def _load_smollm2():
-    import os
-    import time
-
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    from conftest import gguf_path
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = gguf_path()
-    start = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
-    model.eval()
-    print(f"\nloaded {path.name} in {time.perf_counter() - start:.1f} s")
-    return model, tokenizer
-
-
 GEN_CONFIG = dict(ngram_len=5, keys=[654, 400, 836, 123, 340, 443, 597, 160, 57, 29, 590, 639, 13, 715, 468, 990])
 PROMPTS = [
     "Write a short story about a lighthouse keeper who finds a message in a bottle.",
@@ -315,10 +298,10 @@ def _generate(model, tokenizer, n=150, **kwargs):
     return out[:, batch["input_ids"].shape[1] :].numpy()
 
 
-def test_generate_with_transformers_synthid_is_reproduced_and_detected():
+def test_generate_with_transformers_synthid_is_reproduced_and_detected(smollm2):
     from transformers import LogitsProcessorList
 
-    model, tokenizer = _load_smollm2()
+    model, tokenizer = smollm2
     # transformers' processor costs seconds per step on 2 busy cores (V = 49152, 16 depths), so
     # the token-for-token comparison runs 24 steps; greenmark's processor then generates the
     # 150-token texts that detection is tested on.

@@ -1,7 +1,6 @@
 """The transformers LogitsProcessor: identical to the core on every path, and end to end on the
 embedded SmolLM2-135M GGUF loaded through transformers."""
 
-import os
 import time
 
 import numpy as np
@@ -9,7 +8,7 @@ import pytest
 import torch
 
 import greenmark
-from conftest import TOKENIZER, gguf_path
+from conftest import TOKENIZER
 from greenmark.transformers import WatermarkLogitsProcessor
 
 KEY = greenmark.Key.from_hex("c0ffee" * 10 + "0123")
@@ -61,20 +60,6 @@ def test_processor_rejects_vocab_mismatch():
     proc = WatermarkLogitsProcessor(KEY, greenmark.WatermarkConfig(V))
     with pytest.raises(greenmark.ShapeError, match="vocab size is 49152"):
         proc(torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, V + 64))
-
-
-@pytest.fixture(scope="module")
-def smollm2():
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = gguf_path()
-    start = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
-    model.eval()
-    print(f"\nloaded {path.name} in {time.perf_counter() - start:.1f} s")
-    return model, tokenizer
 
 
 PROMPTS = [
