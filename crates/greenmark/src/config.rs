@@ -734,6 +734,25 @@ mod tests {
         assert!(err.to_string().contains("gama"), "{err}");
     }
 
+    /// Found by `fuzz/watermark_config`: serde_json's default float parser read the 17-digit
+    /// gamma `to_json` wrote one ulp off, so a key file's config did not read back equal (and
+    /// a detector could refuse the very config it was made with). Needs `float_roundtrip`.
+    #[cfg(feature = "serde")]
+    #[test]
+    fn floats_round_trip_exactly_through_json() {
+        let c = WatermarkConfig::builder(52)
+            .gamma(0.11115555555555555)
+            .delta(2.0000000000000004)
+            .build()
+            .unwrap();
+        let again = WatermarkConfig::from_json(&c.to_json()).unwrap();
+        assert_eq!(again.gamma().to_bits(), c.gamma().to_bits());
+        assert_eq!(again.delta().to_bits(), c.delta().to_bits());
+        let text = r#"{"vocab_size": 52, "gamma": 0.11115555555555555555555555555555555555555555555555555555555555111111111111}"#;
+        let c = WatermarkConfig::from_json(text).unwrap();
+        assert_eq!(WatermarkConfig::from_json(&c.to_json()).unwrap(), c);
+    }
+
     #[test]
     fn mismatch_names_the_field() {
         let a = WatermarkConfig::new(100).unwrap();

@@ -227,6 +227,12 @@ impl std::fmt::Display for FileProblem {
                 f,
                 "it is {kind}, not a regular file: pass the path of the file itself"
             ),
+            FileProblem::TooLarge { limit } if limit % (1 << 20) == 0 => write!(
+                f,
+                "it is larger than {} MiB, far more than a key or config file holds: is it the \
+                 right file?",
+                limit >> 20
+            ),
             FileProblem::TooLarge { limit } if limit % 1024 == 0 => write!(
                 f,
                 "it is larger than {} KiB, far more than a key or config file holds: is it the \

@@ -156,9 +156,10 @@ impl fmt::Display for LoosePermissions {
     }
 }
 
-/// `Some` when the file at `path` grants any permission to its group or other users
-/// (`mode & 0o077 != 0`), which a secret should not; `None` when it is private, on platforms
-/// without Unix permissions, or when it cannot be inspected (reading it reports that).
+/// `Some` when the regular file at `path` grants any permission to its group or other users
+/// (`mode & 0o077 != 0`), which a secret should not; `None` when it is private, not a regular
+/// file, on platforms without Unix permissions, or when it cannot be inspected (reading it
+/// reports those).
 ///
 /// ```
 /// # #[cfg(unix)] {
@@ -178,8 +179,9 @@ pub fn loose_permissions(path: &Path) -> Option<LoosePermissions> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
-        (mode & 0o077 != 0).then(|| LoosePermissions {
+        let meta = std::fs::metadata(path).ok()?;
+        let mode = meta.permissions().mode() & 0o777;
+        (meta.is_file() && mode & 0o077 != 0).then(|| LoosePermissions {
             path: path.to_owned(),
             mode,
         })
@@ -320,5 +322,8 @@ mod tests {
             }
         }
         assert!(loose_permissions(&dir.path().join("missing")).is_none());
+        // Not a key file at all: reading it is refused, with no warning first.
+        assert!(loose_permissions(Path::new("/dev/zero")).is_none());
+        assert!(loose_permissions(dir.path()).is_none());
     }
 }

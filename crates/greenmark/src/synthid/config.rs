@@ -40,9 +40,12 @@ pub const MAX_CONTEXT_HISTORY_SIZE: usize = 1 << 24;
 /// // Bad values are refused with a message that says what to fix.
 /// let err = SynthIdConfig::from_json(r#"{"ngram_len": 5, "keys": []}"#).unwrap_err();
 /// assert!(err.to_string().contains("keys"));
+/// // Debug shows how many keys there are, never their values (they are the secret).
+/// assert!(format!("{config:?}").contains("[5 keys, not shown]"));
+/// assert!(!format!("{config:?}").contains("836"));
 /// # Ok::<(), greenmark::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct SynthIdConfig {
@@ -60,6 +63,23 @@ pub struct SynthIdConfig {
     pub skip_first_ngram_calls: bool,
     /// transformers' debug mode (scores replaced by ones before watermarking).
     pub debug_mode: bool,
+}
+
+impl std::fmt::Debug for SynthIdConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SynthIdConfig")
+            .field("ngram_len", &self.ngram_len)
+            .field(
+                "keys",
+                &format_args!("[{} keys, not shown]", self.keys.len()),
+            )
+            .field("sampling_table_size", &self.sampling_table_size)
+            .field("sampling_table_seed", &self.sampling_table_seed)
+            .field("context_history_size", &self.context_history_size)
+            .field("skip_first_ngram_calls", &self.skip_first_ngram_calls)
+            .field("debug_mode", &self.debug_mode)
+            .finish()
+    }
 }
 
 impl SynthIdConfig {
