@@ -14,9 +14,9 @@ mod input;
 
 fuzz_target!(|data: &[u8]| {
     let reader: Box<dyn BufRead + Send> = if data.starts_with(&[0x1f, 0x8b]) {
-        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(Cursor::new(
-            data.to_vec(),
-        ))))
+        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(
+            Cursor::new(data.to_vec()),
+        )))
     } else {
         Box::new(Cursor::new(data.to_vec()))
     };

@@ -17,8 +17,14 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => {
             greenmark_fuzz_common::assert_no_secret(text, &e);
             let shown = e.to_string();
-            for n in text.split(|c: char| !c.is_ascii_digit()).filter(|n| n.len() >= 9) {
-                assert!(!shown.contains(n), "an error quotes a number of the input: {shown}");
+            for n in text
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|n| n.len() >= 9)
+            {
+                assert!(
+                    !shown.contains(n),
+                    "an error quotes a number of the input: {shown}"
+                );
             }
         }
     }

@@ -19,8 +19,14 @@ fuzz_target!(|data: &[u8]| {
             greenmark_fuzz_common::assert_no_secret(text, &e);
             // No number of the input (the key is one) appears in the error either.
             let shown = e.to_string();
-            for n in text.split(|c: char| !c.is_ascii_digit()).filter(|n| n.len() >= 6) {
-                assert!(!shown.contains(n), "an error quotes a number of the input: {shown}");
+            for n in text
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|n| n.len() >= 6)
+            {
+                assert!(
+                    !shown.contains(n),
+                    "an error quotes a number of the input: {shown}"
+                );
             }
         }
     }

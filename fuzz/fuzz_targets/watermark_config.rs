@@ -10,7 +10,8 @@ fuzz_target!(|data: &[u8]| {
     };
     match WatermarkConfig::from_json(text) {
         Ok(config) => {
-            let again = WatermarkConfig::from_json(&config.to_json()).expect("written config parses");
+            let again =
+                WatermarkConfig::from_json(&config.to_json()).expect("written config parses");
             assert_eq!(again, config);
             assert!(config.delta() > 0.0 && config.delta() <= greenmark::config::MAX_DELTA);
         }
