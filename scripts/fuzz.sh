@@ -3,8 +3,8 @@
 # files of the repo: key files, their configs, vLLM configs from vLLM's golden cases, SynthID
 # configs, token-id JSON Lines. CI runs it after `make test` (.ci/run).
 #
-#   scripts/fuzz.sh                 # every target, FUZZ_SECONDS (default 20) each
-#   FUZZ_SECONDS=300 scripts/fuzz.sh key_file
+#   scripts/fuzz.sh                 # every target, FUZZ_SECONDS (default 20) each, 2 at a time
+#   FUZZ_SECONDS=300 FUZZ_JOBS=1 scripts/fuzz.sh key_file
 #
 # Stable Rust is enough (measured with rustc 1.95 and cargo-fuzz 0.13.2): cargo-fuzz's default
 # AddressSanitizer needs nightly's -Z flags, but with `--sanitizer none` it passes only stable
@@ -74,18 +74,41 @@ put("jsonl", "text.jsonl", json.dumps({"id": 1, "text": "The history of the bicy
 EOF
 
 start=$(date +%s)
-for target in "${targets[@]}"; do
-    echo "== fuzz $target (${seconds} s)"
+# Build every target at once (cargo compiles them in parallel), then fuzz FUZZ_JOBS (default 2,
+# one per core of a CI runner) targets at a time: libFuzzer runs on one core each.
+echo "== building the fuzz targets"
+cargo fuzz build --sanitizer none --release --debug-assertions
+built=$(date +%s)
+
+fuzz_one() {
+    local target=$1 log="fuzz/target/fuzz-$1.log"
     mkdir -p "fuzz/corpus/$target"
     # -rss_limit_mb: a bounded reader must stay small; -timeout: no single input may take 10 s.
-    log="fuzz/target/fuzz-$target.log"
-    if ! cargo fuzz run --sanitizer none --release --debug-assertions "$target" "fuzz/corpus/$target" "$seeds/$target" -- \
+    if ! cargo fuzz run --sanitizer none --release --debug-assertions "$target" \
+        "fuzz/corpus/$target" "$seeds/$target" -- \
         -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 >"$log" 2>&1; then
         tail -n 40 "$log"
-        echo "fuzz $target failed: the input is in fuzz/artifacts/$target/"
-        exit 1
+        echo "fuzz $target FAILED: the input is in fuzz/artifacts/$target/"
+        return 1
     fi
-    grep -E "^stat::(number_of_executed_units|average_exec_per_sec|new_units_added)|Done [0-9]+ runs" "$log" || true
+    echo "== fuzz $target (${seconds} s): $(grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added)' "$log" | sed 's/stat:://; s/  */ /g' | paste -sd, -)"
+}
+
+jobs=${FUZZ_JOBS:-2}
+status=0
+set -- "${targets[@]}"
+while [ $# -gt 0 ]; do
+    n=$(( $# < jobs ? $# : jobs ))
+    pids=()
+    for target in "${@:1:$n}"; do
+        fuzz_one "$target" &
+        pids+=($!)
+    done
+    shift "$n"
+    for pid in "${pids[@]}"; do
+        wait "$pid" || status=1
+    done
 done
-echo "== fuzzing took $(( $(date +%s) - start )) s (building included)"
+echo "== fuzz: building took $(( built - start )) s, fuzzing $(( $(date +%s) - built )) s"
+exit "$status"
