@@ -44,6 +44,24 @@ pyo3::create_exception!(
     "A text is empty or not UTF-8, or the tokenizer failed or does not fit the config."
 );
 
+pyo3::create_exception!(
+    greenmark,
+    KeyFilePermissionWarning,
+    pyo3::exceptions::PyUserWarning,
+    "A key file may be read by users other than its owner (mode & 0o077 != 0): `chmod 600` it."
+);
+
+/// Warns with [`KeyFilePermissionWarning`] when users other than its owner may read the key
+/// file at `path` (the core's check, [`greenmark::files::loose_permissions`]).
+pub(crate) fn warn_loose_permissions(py: Python<'_>, path: &std::path::Path) -> PyResult<()> {
+    if let Some(loose) = greenmark::files::loose_permissions(path) {
+        let message =
+            std::ffi::CString::new(loose.to_string().replace('\0', "")).expect("NULs removed");
+        PyErr::warn(py, &py.get_type::<KeyFilePermissionWarning>(), &message, 1)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("GreenmarkError", py.get_type::<GreenmarkError>())?;
@@ -52,6 +70,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TokenError", py.get_type::<TokenError>())?;
     m.add("InvalidKeyError", py.get_type::<InvalidKeyError>())?;
     m.add("TextError", py.get_type::<TextError>())?;
+    m.add(
+        "KeyFilePermissionWarning",
+        py.get_type::<KeyFilePermissionWarning>(),
+    )?;
     Ok(())
 }
 
@@ -97,6 +119,8 @@ fn by_kind(err: &Error, msg: String) -> PyErr {
             _ => PyOSError::new_err(msg),
         },
         Error::Rng(_) => PyOSError::new_err(msg),
+        // Not a regular file, or too large: the path is wrong, as with a missing file.
+        Error::FileRefused { .. } => PyOSError::new_err(msg),
         _ => GreenmarkError::new_err(msg),
     }
 }

@@ -174,6 +174,24 @@ impl PyGumbelDetector {
         Ok(PyGumbelDetector(detector))
     }
 
+    /// A detector from the JSON file given to `vllm serve --watermark-config` (a regular file
+    /// of at most 64 KiB, read by the core's bounded reader).
+    #[staticmethod]
+    #[pyo3(signature = (path, *, dedup=true, threshold=0.01))]
+    fn from_vllm_config_file(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        dedup: bool,
+        threshold: f64,
+    ) -> PyResult<Self> {
+        let detector = py.enter(|| {
+            let vllm = VllmWatermarkConfig::load(&path)?;
+            GumbelDetector::new(vllm.key, vllm.config)
+                .and_then(|d| d.with_dedup(dedup).with_threshold(threshold))
+        })?;
+        Ok(PyGumbelDetector(detector))
+    }
+
     /// The scheme id.
     #[getter]
     fn scheme(&self) -> &'static str {

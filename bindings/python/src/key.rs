@@ -6,7 +6,7 @@ use greenmark::{Key, KeyFile};
 use pyo3::prelude::*;
 
 use crate::config::{config_arg, PyConfig};
-use crate::errors::{to_py, type_error, EnterGreenmark};
+use crate::errors::{to_py, type_error, warn_loose_permissions, EnterGreenmark};
 
 /// A 32-byte watermarking secret. Its repr shows the public key id, never the secret.
 #[pyclass(name = "Key", module = "greenmark._greenmark", frozen, eq)]
@@ -29,10 +29,13 @@ impl PyKey {
 
     /// Reads a key file: 64 hex digits, or a greenmark JSON key file. With `config`, checks it
     /// against the config the file carries (`ConfigError` naming the field that differs).
+    /// Warns with `KeyFilePermissionWarning` when users other than the owner may read it; a
+    /// path that is not a regular file, or is over 64 KiB, raises `OSError` at once.
     #[staticmethod]
     #[pyo3(signature = (path, *, config=None))]
     fn load(py: Python<'_>, path: PathBuf, config: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let given = config.map(config_arg).transpose()?;
+        warn_loose_permissions(py, &path)?;
         py.enter(|| {
             let file = KeyFile::load(&path)?;
             if let Some(given) = &given {
@@ -44,9 +47,10 @@ impl PyKey {
     }
 
     /// Reads a key file and the watermark config stored with it: `(key, config)`, where
-    /// `config` is None for a hex key file or a JSON one without a config.
+    /// `config` is None for a hex key file or a JSON one without a config. Warns as `load`.
     #[staticmethod]
     fn load_with_config(py: Python<'_>, path: PathBuf) -> PyResult<(Self, Option<PyConfig>)> {
+        warn_loose_permissions(py, &path)?;
         let file = py.enter(|| KeyFile::load(&path))?;
         Ok((PyKey(file.key), file.config.map(PyConfig)))
     }

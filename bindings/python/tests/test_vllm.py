@@ -25,7 +25,7 @@ try:
     from vllm.v1.sample.logits_processor.builtin import LogitBiasLogitsProcessor
     from vllm.v1.sample.logits_processor.state import BatchUpdateBuilder
 
-    from greenmark.vllm import ENV_KEYS, GreenmarkLogitsProcessor
+    from greenmark.vllm import ENV_ALLOW_OPT_OUT, ENV_ALWAYS, ENV_KEYS, GreenmarkLogitsProcessor
 except ImportError as err:  # pragma: no cover - depends on the environment
     vllm_unavailable(err, "the vLLM adapter tests")
 
@@ -50,6 +50,8 @@ def key_files(tmp_path, monkeypatch):
         key.save(path, config=config)
         paths.append(str(path))
     monkeypatch.setenv(ENV_KEYS, os.pathsep.join(paths))
+    monkeypatch.delenv(ENV_ALWAYS, raising=False)
+    monkeypatch.delenv(ENV_ALLOW_OPT_OUT, raising=False)
     monkeypatch.setattr(GreenmarkLogitsProcessor, "_shared_keys", None)
     return paths
 
@@ -179,8 +181,9 @@ def test_processor_interface(key_files):
     before = logits.clone()
     assert torch.equal(proc.apply(logits), before)  # nobody opted in
     # "default" needs exactly one key: two are loaded
-    with pytest.raises(ValueError, match="exactly one loaded key.*2"):
+    with pytest.raises(ValueError, match="exactly one loaded key, and this server has several") as err:
         GreenmarkLogitsProcessor.validate_params(SamplingParams(extra_args={"greenmark": "default"}))
+    assert not any(key.id in str(err.value) for key in KEYS)  # a client never learns the ids
 
 
 def test_validate_params_rejects_bad_requests(key_files):
@@ -188,8 +191,10 @@ def test_validate_params_rejects_bad_requests(key_files):
     validate(SamplingParams())
     validate(SamplingParams(extra_args={"other": 1}))
     validate(SamplingParams(extra_args={"greenmark": KEYS[1].id}))
-    with pytest.raises(ValueError, match="unknown greenmark key id '0123456789abcdef'"):
+    with pytest.raises(ValueError, match="unknown greenmark key id '0123456789abcdef'") as err:
         validate(SamplingParams(extra_args={"greenmark": "0123456789abcdef"}))
+    # The 400 a client gets never lists the server's key ids.
+    assert not any(key.id in str(err.value) for key in KEYS), err.value
     with pytest.raises(ValueError, match="16 lowercase hex digits"):
         validate(SamplingParams(extra_args={"greenmark": KEYS[0].to_hex()}))  # a secret: refused
     with pytest.raises(ValueError, match="only 'key_id'.*secret"):
@@ -240,3 +245,67 @@ def test_lost_batch_update_is_an_error_not_a_wrong_row(key_files):
     proc.update_state(BatchUpdate(3, [], [(2, params, [1], [])], []))
     with pytest.raises(ValueError, match="row 2 but the logits have 2 rows"):
         proc.apply(torch.zeros(2, V))
+
+
+def _logits_after(proc, params, prompt=(1, 2), output=(5,)):
+    proc.update_state(BatchUpdate(1, [], [(0, params, list(prompt), list(output))], []))
+    logits = torch.zeros(1, V)
+    return proc.apply(logits)[0].numpy()
+
+
+def _watermarked(k, prompt=(1, 2), output=(5,)):
+    want = np.zeros(V, dtype=np.float32)
+    greenmark.Watermarker(KEYS[k], CONFIGS[k]).bias(want, list(prompt) + list(output))
+    return want
+
+
+def test_operator_watermarks_every_request(key_files, monkeypatch):
+    monkeypatch.setenv(ENV_ALWAYS, KEYS[1].id)
+    validate = GreenmarkLogitsProcessor.validate_params
+    proc = GreenmarkLogitsProcessor(vllm_config(), torch.device("cpu"), False)
+    # A request that says nothing is watermarked with the operator's key...
+    validate(SamplingParams())
+    np.testing.assert_array_equal(_logits_after(proc, SamplingParams()), _watermarked(1))
+    np.testing.assert_array_equal(_logits_after(proc, SamplingParams(extra_args={"other": 1})), _watermarked(1))
+    # ... one that names another loaded key gets that one ...
+    named = SamplingParams(extra_args={"greenmark": KEYS[0].id})
+    validate(named)
+    np.testing.assert_array_equal(_logits_after(proc, named), _watermarked(0))
+    # ... and none may opt out unless the operator allows it.
+    for value in (False,):
+        out = SamplingParams(extra_args={"greenmark": value})
+        with pytest.raises(ValueError, match="watermarks every response and does not allow opting out"):
+            validate(out)
+        with pytest.raises(ValueError, match="does not allow opting out"):
+            _logits_after(proc, out)
+    monkeypatch.setenv(ENV_ALLOW_OPT_OUT, "1")
+    out = SamplingParams(extra_args={"greenmark": False})
+    validate(out)
+    assert not _logits_after(proc, out).any()
+    assert _logits_after(proc, SamplingParams()).any()  # still on by default
+
+
+def test_operator_setting_errors_stop_the_server(key_files, monkeypatch):
+    for value, match in [
+        ("0123456789abcdef", "names key 0123456789abcdef, which .GREENMARK_VLLM_KEYS did not load"),
+        ("default", "ALWAYS=default needs exactly one loaded key"),
+        (KEYS[0].to_hex(), "neither"),
+    ]:
+        monkeypatch.setenv(ENV_ALWAYS, value)
+        with pytest.raises(greenmark.ConfigError, match=match) as err:
+            GreenmarkLogitsProcessor(vllm_config(), torch.device("cpu"), False)
+        assert KEYS[0].to_hex() not in str(err.value)  # a secret given by mistake is not echoed
+    monkeypatch.setenv(ENV_ALWAYS, KEYS[0].id)
+    monkeypatch.setenv(ENV_ALLOW_OPT_OUT, "maybe")
+    with pytest.raises(greenmark.ConfigError, match="ALLOW_OPT_OUT must be 1 or 0"):
+        GreenmarkLogitsProcessor(vllm_config(), torch.device("cpu"), False)
+
+
+def test_key_file_readable_by_others_is_logged(key_files, monkeypatch, caplog):
+    os.chmod(key_files[0], 0o644)
+    with caplog.at_level("WARNING", logger="greenmark.vllm"):
+        GreenmarkLogitsProcessor(vllm_config(), torch.device("cpu"), False)
+    messages = [r.getMessage() for r in caplog.records if r.name == "greenmark.vllm"]
+    assert len(messages) == 1, messages
+    assert "mode 0644" in messages[0] and "chmod 600" in messages[0] and ENV_KEYS in messages[0]
+    assert key_files[0] in messages[0] and key_files[1] not in messages[0]

@@ -95,15 +95,63 @@ fn keygen_defaults_and_selfhash() {
     assert_eq!(json["config"]["scheme"]["top_k"], 40);
 }
 
+/// A key file others may read works, with one warning on stderr that says how to fix it; a
+/// private one (keygen writes 0600) gets none. A key path that is a directory is refused.
+#[cfg(unix)]
+#[test]
+fn a_key_file_readable_by_others_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let detect = |key: &std::path::Path| {
+        greenmark()
+            .args(["detect", "--key-file"])
+            .arg(key)
+            .args(tokenizer_arg())
+            .arg("-")
+            .write_stdin(plain_text(60, 1))
+            .output()
+            .unwrap()
+    };
+    let out = detect(&key);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("warning"),
+        "{out:?}"
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = detect(&key);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("warning: key file").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("mode 0644") && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+    let out = detect(dir.path());
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        error_line(&out).contains("is a directory, not a regular file"),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn keygen_rejects_bad_configs_with_one_line_each() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &["--gamma", "1.5"],
             "gamma must be strictly between 0 and 1",
         ),
         (&["--delta", "-1"], "delta must be"),
+        // 1e308 made every green logit infinite (generate then printed nothing, exit 0); 0
+        // makes a key that never watermarks.
+        (
+            &["--delta", "1e308"],
+            "delta must be above 0 and at most 20",
+        ),
+        (&["--delta", "0"], "delta must be above 0 and at most 20"),
         (
             &["--scheme", "unigram", "--window", "2"],
             "unigram has no window",

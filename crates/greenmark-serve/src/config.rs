@@ -223,10 +223,33 @@ impl ServeConfig {
         Ok(config)
     }
 
-    /// Reads and parses a config file.
+    /// Reads and parses a config file: a regular file of at most 1 MiB (greenmark's bounded
+    /// reader, as for key files), so a wrong path cannot hang or exhaust the server at start.
     pub fn load(path: &Path) -> Result<ServeConfig, ServeError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ServeError::Config(format!("cannot read {}: {e}", path.display())))?;
+        let bytes = greenmark::files::read_limited(path, "read the serve config", 1 << 20)
+            .map_err(|e| ServeError::Config(e.to_string()))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| ServeError::Config(format!("{} is not UTF-8 text", path.display())))?;
         ServeConfig::parse(&text, path.parent().unwrap_or(Path::new(".")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_path_that_is_not_a_small_regular_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("serve.toml");
+        std::fs::write(&big, vec![b'#'; (1 << 20) + 1]).unwrap();
+        for (path, needle) in [
+            (dir.path().to_owned(), "is a directory, not a regular file"),
+            (big, "larger than 1 MiB"),
+        ] {
+            let err = ServeConfig::load(&path).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+            assert!(err.contains("cannot read the serve config"), "{err}");
+        }
     }
 }

@@ -211,6 +211,54 @@ impl Scheme {
     }
 }
 
+#[cfg(feature = "serde")]
+impl Scheme {
+    /// The scheme in a JSON object `{"type": NAME, "window": h, "top_k": k}`, through
+    /// [`Scheme::from_name`] (absent parameters take its defaults), with errors that name the
+    /// field and its range but never quote a value.
+    pub(crate) fn from_object(o: &crate::json::Object<'_>) -> Result<Scheme> {
+        o.only(&["type", "window", "top_k"])?;
+        let names = Scheme::NAMES.join(", ");
+        let expected = format!("one of {names}");
+        let name = match o.str("type", &expected)? {
+            Some(name) if Scheme::NAMES.contains(&name) => name,
+            Some(_) => {
+                return Err(o.error("type", format!("must be {expected}, got another string")))
+            }
+            None => return Err(o.error("type", format!("is missing: it must be {expected}"))),
+        };
+        let unigram = name == "unigram";
+        let window_range = if unigram {
+            "0 or absent (unigram has no window)".to_string()
+        } else {
+            format!("an integer from 1 to {MAX_WINDOW}")
+        };
+        let window = o.int(
+            "window",
+            i128::from(!unigram),
+            if unigram { 0 } else { MAX_WINDOW as i128 },
+            &window_range,
+        )?;
+        let top_k = if name == "selfhash" {
+            o.int(
+                "top_k",
+                1,
+                MAX_TOP_K as i128,
+                &format!("an integer from 1 to {MAX_TOP_K}"),
+            )?
+        } else {
+            match o.get("top_k") {
+                None => None,
+                Some(_) => {
+                    return Err(o.error("top_k", "applies to selfhash only: leave it out"));
+                }
+            }
+        };
+        Scheme::from_name(name, window.map(|w| w as usize), top_k.map(|k| k as usize))
+            .map_err(|_| o.error("", "is not a valid scheme"))
+    }
+}
+
 /// A scheme from its name alone, with the default parameters ([`Scheme::from_name`]).
 impl std::str::FromStr for Scheme {
     type Err = Error;
@@ -256,6 +304,17 @@ pub const DEFAULT_GAMMA: f64 = 0.25;
 /// The default logit bias.
 pub const DEFAULT_DELTA: f64 = 2.0;
 
+/// The largest logit bias a config accepts; `delta` must be above 0 and at most this.
+///
+/// Logits are log-odds, so `delta` multiplies a green token's odds by `e^delta`. At 20 that is
+/// about 5e8: a green token is chosen whenever one holds more than about a billionth of the
+/// probability mass, which is already as strong as a watermark gets (the published KGW
+/// settings use 0.5 to 10). Larger values change nothing for detection and only push the
+/// biased logits towards overflow: `1e308` made every green logit infinite and generation
+/// returned empty text. `delta = 0` is refused too: it adds nothing, so text generated with
+/// it carries no watermark and detection would never find one.
+pub const MAX_DELTA: f64 = 20.0;
+
 #[cfg(feature = "serde")]
 fn default_gamma() -> f64 {
     DEFAULT_GAMMA
@@ -272,7 +331,7 @@ impl ConfigBuilder {
         self
     }
 
-    /// The bias added to green logits, finite and >= 0 (default 2.0).
+    /// The bias added to green logits, above 0 and at most [`MAX_DELTA`] (default 2.0).
     pub fn delta(mut self, delta: f64) -> Self {
         self.delta = delta;
         self
@@ -303,7 +362,7 @@ impl ConfigBuilder {
         if !valid {
             return Err(Error::InvalidGamma(self.gamma));
         }
-        if !(self.delta.is_finite() && self.delta >= 0.0) {
+        if !(self.delta > 0.0 && self.delta <= MAX_DELTA) {
             return Err(Error::InvalidDelta(self.delta));
         }
         self.scheme.validate()?;
@@ -412,12 +471,48 @@ impl WatermarkConfig {
         serde_json::to_string(self).expect("a config always serializes")
     }
 
-    /// Reads and validates a config from JSON.
+    /// Reads and validates a config from JSON. An error names the field and what it must be,
+    /// and never quotes a value (the same reader parses the config inside a key file).
     #[cfg(feature = "serde")]
     pub fn from_json(text: &str) -> Result<WatermarkConfig> {
-        serde_json::from_str(text).map_err(|e| Error::Parse {
-            what: crate::error::Document::Config,
-            message: e.to_string(),
+        let what = crate::error::Document::Config;
+        let value = crate::json::parse(what, text)?;
+        Self::from_object(&crate::json::Object::new(what, "", &value)?)
+    }
+
+    /// The config in a JSON object (a config file, or a key file's `config`).
+    #[cfg(feature = "serde")]
+    pub(crate) fn from_object(o: &crate::json::Object<'_>) -> Result<WatermarkConfig> {
+        o.only(&[
+            "vocab_size",
+            "gamma",
+            "delta",
+            "scheme",
+            "skip_repeated_windows",
+        ])?;
+        const VOCAB: &str = "an integer from 2 to 4294967295 (the model's vocabulary size)";
+        const GAMMA: &str =
+            "a number strictly between 0 and 1, at least 2^-32 from each end (e.g. 0.25)";
+        const DELTA: &str = "a number above 0 and at most 20 (e.g. 2.0)";
+        let vocab = match o.int("vocab_size", 2, i128::from(u32::MAX), VOCAB)? {
+            Some(v) => v as u64,
+            None => return Err(o.error("vocab_size", format!("is missing: it must be {VOCAB}"))),
+        };
+        let scheme = match o.get("scheme") {
+            None => Scheme::default(),
+            Some(v) => Scheme::from_object(&o.child("scheme", v)?)?,
+        };
+        let builder = WatermarkConfig::builder(vocab)
+            .gamma(o.f64("gamma", GAMMA)?.unwrap_or(DEFAULT_GAMMA))
+            .delta(o.f64("delta", DELTA)?.unwrap_or(DEFAULT_DELTA))
+            .scheme(scheme)
+            .skip_repeated_windows(o.bool("skip_repeated_windows")?.unwrap_or(false));
+        // The builder's errors quote the value; these name the field and its range only.
+        builder.build().map_err(|e| match e {
+            Error::InvalidGamma(_) => o.error("gamma", format!("must be {GAMMA}")),
+            Error::InvalidDelta(_) => o.error("delta", format!("must be {DELTA}")),
+            Error::InvalidVocabSize(_) => o.error("vocab_size", format!("must be {VOCAB}")),
+            _ => o.error("", "is not a valid watermark config"),
         })
     }
 
@@ -536,7 +631,7 @@ mod tests {
                 .unwrap_err();
             assert!(matches!(err, Error::InvalidGamma(_)), "{gamma}: {err}");
         }
-        for delta in [-1.0, f64::NAN, f64::INFINITY] {
+        for delta in [-1.0, 0.0, -0.0, 20.000001, 1e308, f64::NAN, f64::INFINITY] {
             let err = WatermarkConfig::builder(100)
                 .delta(delta)
                 .build()
@@ -568,11 +663,13 @@ mod tests {
                 .unwrap_err();
             assert!(matches!(err, Error::InvalidScheme { .. }), "{err}");
         }
-        assert!(WatermarkConfig::builder(100)
-            .delta(0.0)
-            .scheme(Scheme::Unigram)
-            .build()
-            .is_ok());
+        for delta in [f64::MIN_POSITIVE, 0.5, 2.0, MAX_DELTA] {
+            assert!(WatermarkConfig::builder(100)
+                .delta(delta)
+                .scheme(Scheme::Unigram)
+                .build()
+                .is_ok());
+        }
     }
 
     #[test]
@@ -635,6 +732,25 @@ mod tests {
         assert!(err.to_string().contains("gamma must be"), "{err}");
         let err = WatermarkConfig::from_json(r#"{"vocab_size": 32000, "gama": 0.5}"#).unwrap_err();
         assert!(err.to_string().contains("gama"), "{err}");
+    }
+
+    /// Found by `fuzz/watermark_config`: serde_json's default float parser read the 17-digit
+    /// gamma `to_json` wrote one ulp off, so a key file's config did not read back equal (and
+    /// a detector could refuse the very config it was made with). Needs `float_roundtrip`.
+    #[cfg(feature = "serde")]
+    #[test]
+    fn floats_round_trip_exactly_through_json() {
+        let c = WatermarkConfig::builder(52)
+            .gamma(0.11115555555555555)
+            .delta(2.0000000000000004)
+            .build()
+            .unwrap();
+        let again = WatermarkConfig::from_json(&c.to_json()).unwrap();
+        assert_eq!(again.gamma().to_bits(), c.gamma().to_bits());
+        assert_eq!(again.delta().to_bits(), c.delta().to_bits());
+        let text = r#"{"vocab_size": 52, "gamma": 0.11115555555555555555555555555555555555555555555555555555555555111111111111}"#;
+        let c = WatermarkConfig::from_json(text).unwrap();
+        assert_eq!(WatermarkConfig::from_json(&c.to_json()).unwrap(), c);
     }
 
     #[test]

@@ -16,8 +16,8 @@ pub enum Error {
     /// `gamma` (the green fraction) is not strictly between 0 and 1.
     #[error("gamma must be strictly between 0 and 1 (e.g. 0.25), got {0}")]
     InvalidGamma(f64),
-    /// `delta` (the logit bias) is negative, NaN or infinite.
-    #[error("delta must be a finite number >= 0 (e.g. 2.0), got {0}")]
+    /// `delta` (the logit bias) is not above 0 and at most [`crate::config::MAX_DELTA`].
+    #[error("delta must be above 0 and at most 20 (e.g. 2.0; see greenmark::config::MAX_DELTA), got {0}")]
     InvalidDelta(f64),
     /// The vocabulary size is too small to watermark.
     #[error("vocab size must be at least 2, got {0}")]
@@ -123,6 +123,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A key or config file was not read: it is not a regular file, or it is too large
+    /// ([`crate::files::read_limited`]).
+    #[error("cannot {action} {}: {problem}", path.display())]
+    FileRefused {
+        /// What was being done (`read key file`, ...).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it was refused.
+        problem: FileProblem,
+    },
     /// A config or key file is not valid JSON of the expected shape.
     #[error("invalid {what}: {message}")]
     Parse {
@@ -191,6 +202,50 @@ pub enum Error {
         /// Another text that has it.
         second: usize,
     },
+}
+
+/// Why [`crate::files::read_limited`] refused a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileProblem {
+    /// Not a regular file: a directory, FIFO, socket or device (`/dev/zero`).
+    NotRegular {
+        /// What it is instead (`a directory`, `a FIFO (named pipe)`, `a character device`, ...).
+        kind: &'static str,
+    },
+    /// Larger than the limit for its kind of file.
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+}
+
+impl std::fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileProblem::NotRegular { kind } => write!(
+                f,
+                "it is {kind}, not a regular file: pass the path of the file itself"
+            ),
+            FileProblem::TooLarge { limit } if limit % (1 << 20) == 0 => write!(
+                f,
+                "it is larger than {} MiB, far more than a key or config file holds: is it the \
+                 right file?",
+                limit >> 20
+            ),
+            FileProblem::TooLarge { limit } if limit % 1024 == 0 => write!(
+                f,
+                "it is larger than {} KiB, far more than a key or config file holds: is it the \
+                 right file?",
+                limit / 1024
+            ),
+            FileProblem::TooLarge { limit } => write!(
+                f,
+                "it is larger than {limit} bytes, far more than a key or config file holds: is it \
+                 the right file?"
+            ),
+        }
+    }
 }
 
 /// The kinds of document greenmark parses, so a caller can tell a bad config from a bad key

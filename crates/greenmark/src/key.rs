@@ -27,9 +27,25 @@ const DOMAIN: &[u8] = b"greenmark/v1/";
 
 /// A 32-byte watermarking secret.
 ///
-/// The bytes are zeroed when the key is dropped.
-#[derive(Clone, PartialEq, Eq)]
+/// The bytes are zeroed when the key is dropped. Equality takes the same time whatever the
+/// keys hold (no early exit at the first differing byte), so comparing a guess against a key
+/// tells nothing about how close the guess was.
+#[derive(Clone)]
 pub struct Key([u8; 32]);
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        // OR of the XORs of every byte pair; `black_box` keeps the compiler from turning the
+        // fold back into an early-exit comparison.
+        let mut diff = 0u8;
+        for (a, b) in self.0.iter().zip(other.0.iter()) {
+            diff |= std::hint::black_box(a ^ b);
+        }
+        std::hint::black_box(diff) == 0
+    }
+}
+
+impl Eq for Key {}
 
 /// The public name of a key: the first 8 bytes of a domain-separated SHA-256 of the secret,
 /// printed as 16 hex digits. Safe to show in reports; reveals nothing usable about the key.
@@ -188,14 +204,13 @@ pub struct KeyFile {
 const KEY_FILE_FORMAT: &str = "greenmark-key/v1";
 
 impl KeyFile {
-    /// Reads a key file (hex or JSON).
+    /// Reads a key file (hex or JSON). The path must be a regular file of at most
+    /// [`crate::files::KEY_FILE_LIMIT`] bytes ([`crate::files::read_limited`]): a directory, a
+    /// FIFO or `/dev/zero` is refused at once with [`Error::FileRefused`].
     pub fn load(path: impl AsRef<Path>) -> Result<KeyFile> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            action: "read key file",
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes =
+            crate::files::read_limited(path, "read key file", crate::files::KEY_FILE_LIMIT)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| Error::Parse {
             what: Document::KeyFile,
             message: format!(
@@ -218,50 +233,50 @@ impl KeyFile {
         })
     }
 
+    /// The JSON key file. Errors name the field and what it must hold, never a value from
+    /// the file: any of them may be the secret, or the secret pasted into the wrong field
+    /// ([`crate::json`]).
     #[cfg(feature = "serde")]
     fn parse_json(text: &str) -> Result<KeyFile> {
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Raw {
-            format: String,
-            secret: String,
-            #[serde(default)]
-            key_id: Option<String>,
-            #[serde(default)]
-            config: Option<crate::WatermarkConfig>,
+        use crate::json::Object;
+        let what = Document::KeyFile;
+        let value = crate::json::parse(what, text)?;
+        let o = Object::new(what, "", &value)?;
+        o.only(&["format", "key_id", "secret", "config"])?;
+        let format = format!("the string {KEY_FILE_FORMAT:?}");
+        match o.str("format", &format)? {
+            Some(KEY_FILE_FORMAT) => {}
+            Some(_) => {
+                return Err(o.error(
+                    "format",
+                    format!("must be {format}, got another string (an unsupported version?)"),
+                ))
+            }
+            None => return Err(o.error("format", format!("is missing: it must be {format}"))),
         }
-        // The error message of serde could quote the secret; report position only.
-        let raw: Raw = serde_json::from_str(text).map_err(|e| Error::Parse {
-            what: Document::KeyFile,
-            message: format!(
-                "not a greenmark JSON key file (line {}, column {}: {:?} error)",
-                e.line(),
-                e.column(),
-                e.classify()
-            ),
+        const SECRET: &str = "a string of 64 hex digits";
+        let secret = match o.str("secret", SECRET)? {
+            Some(secret) => secret,
+            None => return Err(o.error("secret", format!("is missing: it must be {SECRET}"))),
+        };
+        let key = Key::from_hex(secret).map_err(|e| match e {
+            Error::InvalidKey(why) => Error::InvalidKey(format!("the key file's secret: {why}")),
+            other => other,
         })?;
-        if raw.format != KEY_FILE_FORMAT {
-            return Err(Error::Parse {
-                what: Document::KeyFile,
-                message: format!(
-                    "unsupported format {:?}, expected {KEY_FILE_FORMAT:?}",
-                    raw.format
-                ),
-            });
-        }
-        let key = Key::from_hex(&raw.secret)?;
-        if let Some(id) = raw.key_id {
+        if let Some(id) = o.str("key_id", "a string of 16 hex digits (the key's public id)")? {
             if id != key.id().to_string() {
                 return Err(Error::InvalidKey(format!(
-                    "the key file's key_id {id} does not match its secret (id {}): the file is corrupt",
+                    "the key file's key_id does not match its secret (whose id is {}): the file \
+                     is corrupt",
                     key.id()
                 )));
             }
         }
-        Ok(KeyFile {
-            key,
-            config: raw.config,
-        })
+        let config = match o.get("config") {
+            None => None,
+            Some(v) => Some(crate::WatermarkConfig::from_object(&o.child("config", v)?)?),
+        };
+        Ok(KeyFile { key, config })
     }
 
     #[cfg(not(feature = "serde"))]
@@ -402,6 +417,50 @@ mod tests {
             err.contains("64 hex digits") && err.contains("got 3"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn equality_compares_every_byte() {
+        let key = Key::from_bytes(core::array::from_fn(|i| i as u8));
+        assert_eq!(key, key.clone());
+        for i in [0, 1, 15, 30, 31] {
+            let mut bytes = *key.as_bytes();
+            bytes[i] ^= 0x80;
+            assert_ne!(Key::from_bytes(bytes), key, "byte {i}");
+            bytes[i] ^= 0x81;
+            assert_ne!(Key::from_bytes(bytes), key, "byte {i}");
+        }
+    }
+
+    /// Key files go through the bounded reader: a directory, `/dev/zero` and an oversize file
+    /// are refused at once with [`Error::FileRefused`] naming the key file (the FIFO case is
+    /// in `files::tests`).
+    #[test]
+    fn key_files_that_are_not_small_regular_files_are_refused() {
+        use crate::error::FileProblem;
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.key");
+        std::fs::write(&big, "0".repeat(70_000)).unwrap();
+        let mut paths = vec![dir.path().to_owned(), big];
+        if cfg!(unix) {
+            paths.push("/dev/zero".into());
+        }
+        for path in paths {
+            let err = KeyFile::load(&path).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::FileRefused {
+                        action: "read key file",
+                        problem: FileProblem::NotRegular { .. } | FileProblem::TooLarge { .. },
+                        ..
+                    }
+                ),
+                "{}: {err:?}",
+                path.display()
+            );
+            assert!(err.to_string().starts_with("cannot read key file"), "{err}");
+        }
     }
 
     #[test]

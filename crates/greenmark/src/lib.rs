@@ -44,7 +44,10 @@ pub mod detect;
 mod error;
 #[cfg(feature = "tokenizers")]
 pub mod eval;
+pub mod files;
 pub mod gumbel;
+#[cfg(feature = "serde")]
+mod json;
 pub mod key;
 mod prf;
 pub mod radioactivity;
@@ -63,7 +66,7 @@ pub use detect::{
     DetectCache, DetectStream, Detection, Detector, Keyring, KeyringDetection, SpanDetection,
     SpanOptions, TokenScore,
 };
-pub use error::{Document, Error, Result};
+pub use error::{Document, Error, FileProblem, Result};
 pub use gumbel::{GumbelDetector, GumbelKey, GumbelWatermarker, VllmWatermarkConfig};
 pub use key::{Key, KeyFile, KeyId};
 pub use radioactivity::{Radioactivity, RadioactivityTest, TestOptions};

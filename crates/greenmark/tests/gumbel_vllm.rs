@@ -246,31 +246,31 @@ fn bad_configs_say_what_to_fix() {
     for (json, needle) in [
         (r#"{"key": 18446744073709551616}"#, "key must be an integer"),
         (r#"{"key": 1.5}"#, "key must be an integer"),
-        (r#"{}"#, "missing field `key`"),
+        (r#"{}"#, "key is missing"),
         (r#"{"key": 1, "algorithm": "sbw"}"#, "sbw"),
         (r#"{"key": 1, "algorithm": "kgw"}"#, "algorithm must be"),
         (
             r#"{"key": 1, "alpha": -0.1}"#,
-            "alpha must be between 0 and 1",
+            "alpha must be a number from 0 to 1",
         ),
         (
             r#"{"key": 1, "context_width": 0}"#,
-            "context_width must be at least 1",
+            "context_width must be an integer from 1 to 1024",
         ),
         (
             r#"{"key": 1, "context_width": 5000}"#,
-            "context_width must be from 1 to 1024",
+            "context_width must be an integer from 1 to 1024",
         ),
         (
             r#"{"key": 1, "deduplicate_contexts": "sometimes"}"#,
-            "unknown variant",
+            "deduplicate_contexts must be",
         ),
         (
             r#"{"key": 1, "deduplicate_contexts_max_history": 0}"#,
             "max_history",
         ),
         (r#"{"key": 1, "prf": "hmac"}"#, "prf must be"),
-        (r#"{"key": 1, "colour": "green"}"#, "unknown field"),
+        (r#"{"key": 1, "colour": "green"}"#, "unknown field `colour`"),
     ] {
         let e = VllmWatermarkConfig::from_json(json)
             .unwrap_err()

@@ -22,7 +22,7 @@ fn config_strategy() -> impl Strategy<Value = WatermarkConfig> {
     (
         2u64..600,
         prop_oneof![Just(0.25), Just(0.5), 0.01f64..0.99],
-        prop_oneof![Just(2.0), 0.0f64..8.0],
+        prop_oneof![Just(2.0), 0.01f64..8.0],
         scheme_strategy(),
         any::<bool>(),
     )

@@ -36,6 +36,6 @@ def load_vllm_config(
     ``dedup`` scores each context once (vLLM's default; turning it off miscalibrates the test
     on repetitive text); ``threshold`` sets ``is_watermarked`` (vLLM's default 0.01).
     """
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    return GumbelDetector.from_vllm_config(text, dedup=dedup, threshold=threshold)
+    # The core reads it (a regular file of at most 64 KiB: it holds the key), so a FIFO or
+    # /dev/zero given by mistake fails at once instead of hanging or filling memory.
+    return GumbelDetector.from_vllm_config_file(os.fspath(path), dedup=dedup, threshold=threshold)

@@ -14,8 +14,10 @@
       GREENMARK_VLLM_KEYS=/secrets/wm.key vllm serve MODEL \\
           --logits-processors greenmark.vllm:GreenmarkLogitsProcessor
 
-  It and its helpers (``ENV_KEYS``, ``ARG``, ``requested_key_id``) load vLLM on first use;
-  see ``greenmark._vllm_processor`` and ``examples/vllm_server.md``.
+  The operator can watermark every request (``GREENMARK_VLLM_ALWAYS=<key id>``). It and its
+  helpers (``ENV_KEYS``, ``ENV_ALWAYS``, ``ENV_ALLOW_OPT_OUT``, ``ARG``, ``requested_key_id``,
+  ``watermark_key_id``) load vLLM on first use; see ``greenmark._vllm_processor`` and
+  ``examples/vllm_server.md``.
 
 >>> from greenmark.vllm import GumbelDetector
 >>> GumbelDetector(42).detect([46, 24, 45, 80, 14, 26, 22, 124, 21, 45, 16, 30, 5, 89, 0, 10]).is_watermarked
@@ -30,7 +32,15 @@ from typing import Any
 from greenmark.gumbel import GumbelDetection, GumbelDetector, GumbelRequest, GumbelWatermarker, load_vllm_config
 
 #: Names that need vLLM (and torch): loaded from ``greenmark._vllm_processor`` on first use.
-_PROCESSOR_NAMES = ("GreenmarkLogitsProcessor", "ENV_KEYS", "ARG", "requested_key_id")
+_PROCESSOR_NAMES = (
+    "GreenmarkLogitsProcessor",
+    "ENV_KEYS",
+    "ENV_ALWAYS",
+    "ENV_ALLOW_OPT_OUT",
+    "ARG",
+    "requested_key_id",
+    "watermark_key_id",
+)
 
 __all__ = [
     "GumbelDetection",

@@ -22,7 +22,7 @@ pub struct Args {
     /// Green fraction of the vocabulary, strictly between 0 and 1.
     #[arg(long, default_value_t = greenmark::config::DEFAULT_GAMMA, allow_negative_numbers = true)]
     gamma: f64,
-    /// Logit bias added to green tokens.
+    /// Logit bias added to green tokens: above 0 and at most 20.
     #[arg(long, default_value_t = greenmark::config::DEFAULT_DELTA, allow_negative_numbers = true)]
     delta: f64,
     /// Seeding scheme.

@@ -91,8 +91,12 @@ pub fn load_model(path: Option<&PathBuf>) -> Result<(PathBuf, greenmark_lm::Lm)>
     Ok((path, lm))
 }
 
-/// Reads a key file, with messages that say how to get a good one.
+/// Reads a key file, with messages that say how to get a good one; warns on stderr when users
+/// other than its owner may read it.
 pub fn load_key_file(path: &Path) -> Result<KeyFile> {
+    if let Some(loose) = greenmark::files::loose_permissions(path) {
+        eprintln!("warning: {loose}");
+    }
     if !path.exists() {
         bail!(
             "key file {} does not exist: create one with `greenmark keygen --out {}`",

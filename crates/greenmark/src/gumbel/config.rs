@@ -271,54 +271,6 @@ pub struct VllmWatermarkConfig {
 }
 
 #[cfg(feature = "serde")]
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct VllmJson {
-    key: serde_json::Number,
-    #[serde(default = "default_algorithm")]
-    algorithm: String,
-    #[serde(default = "default_alpha")]
-    alpha: f64,
-    #[serde(default)]
-    context_width: Option<i64>,
-    #[serde(default)]
-    deduplicate_contexts: Option<ContextDedup>,
-    #[serde(default = "default_history")]
-    deduplicate_contexts_max_history: Option<i64>,
-    #[serde(default = "default_prf")]
-    prf: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    allow_target_only_watermarking: Option<bool>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    sbw_scheme: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    sbw_gamma: Option<f64>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    sbw_delta: Option<f64>,
-}
-
-#[cfg(feature = "serde")]
-fn default_algorithm() -> String {
-    "gumbel".into()
-}
-#[cfg(feature = "serde")]
-fn default_alpha() -> f64 {
-    0.1
-}
-#[cfg(feature = "serde")]
-fn default_history() -> Option<i64> {
-    Some(8192)
-}
-#[cfg(feature = "serde")]
-fn default_prf() -> String {
-    "philox".into()
-}
-
-#[cfg(feature = "serde")]
 fn parse_error(message: impl Into<String>) -> Error {
     Error::Parse {
         what: crate::error::Document::VllmConfig,
@@ -332,49 +284,101 @@ impl VllmWatermarkConfig {
         self.key.scheme_id(self.config.algorithm)
     }
 
-    /// Parses the JSON given to `vllm serve --watermark-config`.
+    /// Parses the JSON given to `vllm serve --watermark-config`. Errors name the field and
+    /// what it must be, and never quote a value: `key` is the secret, and any field may hold
+    /// it by mistake.
     #[cfg(feature = "serde")]
     pub fn from_json(text: &str) -> Result<VllmWatermarkConfig> {
-        let raw: VllmJson = serde_json::from_str(text).map_err(|e| parse_error(e.to_string()))?;
-        let key = raw.key.as_u64().ok_or_else(|| {
-            parse_error(format!(
-                "key must be an integer from 0 to 18446744073709551615 (a Philox key fits in 64 bits), got {}",
-                raw.key
-            ))
-        })?;
-        let algorithm: Algorithm = raw
-            .algorithm
-            .parse()
-            .map_err(|e: Error| parse_error(e.to_string()))?;
-        if raw.prf != "philox" {
-            return Err(parse_error(format!(
-                "prf must be \"philox\" (the only PRF vLLM 0.33 has), got {:?}",
-                raw.prf
-            )));
+        use crate::json::Object;
+        let what = crate::error::Document::VllmConfig;
+        let value = crate::json::parse(what, text)?;
+        let o = Object::new(what, "", &value)?;
+        o.only(&[
+            "key",
+            "algorithm",
+            "alpha",
+            "context_width",
+            "deduplicate_contexts",
+            "deduplicate_contexts_max_history",
+            "prf",
+            "allow_target_only_watermarking",
+            "sbw_scheme",
+            "sbw_gamma",
+            "sbw_delta",
+        ])?;
+        const KEY: &str =
+            "an integer from 0 to 18446744073709551615 (a Philox key fits in 64 bits)";
+        let key = o.require("key", KEY)?;
+        let key = crate::json::int_value(key, 0, i128::from(u64::MAX))
+            .map_err(|got| o.error("key", format!("must be {KEY}, got {got}")))?
+            as u64;
+        const ALGORITHM: &str = "\"gumbel\" or \"dual_key_gumbel\"";
+        let algorithm = match o.str("algorithm", ALGORITHM)? {
+            None | Some("gumbel") => Algorithm::Gumbel,
+            Some("dual_key_gumbel") => Algorithm::DualKeyGumbel,
+            // vLLM's third algorithm: say where greenmark has it.
+            Some("sbw") => return Err(parse_error(
+                "algorithm \"sbw\" is not supported here (use greenmark's KGW schemes); expected \"gumbel\" or \"dual_key_gumbel\"",
+            )),
+            Some(_) => {
+                return Err(o.error("algorithm", format!("must be {ALGORITHM}, got another string")))
+            }
+        };
+        const ALPHA: &str = "a number from 0 to 1 (the probability of key B)";
+        let alpha = o.f64("alpha", ALPHA)?.unwrap_or(0.1);
+        if !(0.0..=1.0).contains(&alpha) {
+            return Err(o.error("alpha", format!("must be {ALPHA}")));
         }
-        let context_width = match raw.context_width {
-            None => 4,
-            Some(w) if w >= 1 => w as usize,
-            Some(w) => {
-                return Err(parse_error(format!(
-                    "context_width must be at least 1, got {w}"
-                )))
+        let width = format!(
+            "an integer from 1 to {MAX_CONTEXT_WIDTH} or null (vLLM's default is 4; it warns above 16)"
+        );
+        let context_width = o
+            .int("context_width", 1, MAX_CONTEXT_WIDTH as i128, &width)?
+            .map_or(4, |w| w as usize);
+        const DEDUP: &str = "\"none\", \"single_turn\" or \"all\"";
+        let dedup = match o.str("deduplicate_contexts", DEDUP)? {
+            None | Some("single_turn") => ContextDedup::SingleTurn,
+            Some("none") => ContextDedup::None,
+            Some("all") => ContextDedup::All,
+            Some(_) => {
+                return Err(o.error(
+                    "deduplicate_contexts",
+                    format!("must be {DEDUP}, got another string"),
+                ))
             }
         };
-        let max_history = match raw.deduplicate_contexts_max_history {
-            None => None,
-            Some(h) if h >= 1 => Some(h as usize),
-            Some(h) => {
-                return Err(parse_error(format!(
-                    "deduplicate_contexts_max_history must be at least 1 or null, got {h}"
-                )))
-            }
+        // Absent: vLLM's default 8192; null: the whole history.
+        let max_history = match o.raw("deduplicate_contexts_max_history") {
+            None => Some(8192),
+            Some(serde_json::Value::Null) => None,
+            Some(_) => o
+                .int(
+                    "deduplicate_contexts_max_history",
+                    1,
+                    i128::from(u64::MAX),
+                    "an integer of at least 1, or null for the whole history",
+                )?
+                .map(|h| usize::try_from(h).unwrap_or(usize::MAX)),
         };
+        match o.str("prf", "\"philox\"")? {
+            None | Some("philox") => {}
+            Some(_) => {
+                return Err(o.error(
+                    "prf",
+                    "must be \"philox\" (the only PRF vLLM 0.33 has), got another string",
+                ))
+            }
+        }
+        // Accepted (vLLM has them) and unused, but still of the right type.
+        o.bool("allow_target_only_watermarking")?;
+        o.str("sbw_scheme", "a string")?;
+        o.f64("sbw_gamma", "a number")?;
+        o.f64("sbw_delta", "a number")?;
         let config = GumbelConfig {
             algorithm,
-            alpha: raw.alpha,
+            alpha,
             context_width,
-            dedup: raw.deduplicate_contexts.unwrap_or_default(),
+            dedup,
             max_history,
         };
         config.validate()?;
@@ -384,15 +388,17 @@ impl VllmWatermarkConfig {
         })
     }
 
-    /// Reads a `--watermark-config` JSON file.
+    /// Reads a `--watermark-config` JSON file (a regular file of at most
+    /// [`crate::files::KEY_FILE_LIMIT`] bytes: it holds the key).
     #[cfg(feature = "serde")]
     pub fn load(path: impl AsRef<std::path::Path>) -> Result<VllmWatermarkConfig> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            action: "read vLLM watermark config",
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = crate::files::read_limited_text(
+            path,
+            "read vLLM watermark config",
+            crate::files::KEY_FILE_LIMIT,
+            crate::error::Document::VllmConfig,
+        )?;
         VllmWatermarkConfig::from_json(&text)
     }
 }

@@ -40,9 +40,12 @@ pub const MAX_CONTEXT_HISTORY_SIZE: usize = 1 << 24;
 /// // Bad values are refused with a message that says what to fix.
 /// let err = SynthIdConfig::from_json(r#"{"ngram_len": 5, "keys": []}"#).unwrap_err();
 /// assert!(err.to_string().contains("keys"));
+/// // Debug shows how many keys there are, never their values (they are the secret).
+/// assert!(format!("{config:?}").contains("[5 keys, not shown]"));
+/// assert!(!format!("{config:?}").contains("836"));
 /// # Ok::<(), greenmark::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct SynthIdConfig {
@@ -60,6 +63,23 @@ pub struct SynthIdConfig {
     pub skip_first_ngram_calls: bool,
     /// transformers' debug mode (scores replaced by ones before watermarking).
     pub debug_mode: bool,
+}
+
+impl std::fmt::Debug for SynthIdConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SynthIdConfig")
+            .field("ngram_len", &self.ngram_len)
+            .field(
+                "keys",
+                &format_args!("[{} keys, not shown]", self.keys.len()),
+            )
+            .field("sampling_table_size", &self.sampling_table_size)
+            .field("sampling_table_seed", &self.sampling_table_seed)
+            .field("context_history_size", &self.context_history_size)
+            .field("skip_first_ngram_calls", &self.skip_first_ngram_calls)
+            .field("debug_mode", &self.debug_mode)
+            .finish()
+    }
 }
 
 impl SynthIdConfig {
@@ -123,54 +143,86 @@ impl SynthIdConfig {
 
     /// Parses the JSON of transformers' `SynthIDTextWatermarkingConfig.to_dict()` (required:
     /// `ngram_len`, `keys`; the other fields default as in transformers). Unknown fields are
-    /// refused, so a typo does not silently fall back to a default.
+    /// refused, so a typo does not silently fall back to a default. Errors name the field and
+    /// what it must be, and never quote a value: the keys are the secret.
     #[cfg(feature = "serde")]
     pub fn from_json(text: &str) -> Result<SynthIdConfig> {
-        let raw: SynthIdJson =
-            serde_json::from_str(text).map_err(|e| parse_error(e.to_string()))?;
-        let int = |what: &str, n: &serde_json::Number, max: u64| -> Result<usize> {
-            match n.as_u64() {
-                Some(v) if v <= max => Ok(v as usize),
-                _ => Err(parse_error(format!(
-                    "{what} must be an integer from 0 to {max}, got {n}"
-                ))),
-            }
+        use crate::json::Object;
+        let what = crate::error::Document::SynthIdConfig;
+        let value = crate::json::parse(what, text)?;
+        let o = Object::new(what, "", &value)?;
+        o.only(&[
+            "ngram_len",
+            "keys",
+            "sampling_table_size",
+            "sampling_table_seed",
+            "context_history_size",
+            "skip_first_ngram_calls",
+            "debug_mode",
+        ])?;
+        let ngram = format!("an integer from 1 to {MAX_NGRAM_LEN} (transformers' examples use 5)");
+        let ngram_len = match o.int("ngram_len", 1, MAX_NGRAM_LEN as i128, &ngram)? {
+            Some(n) => n as usize,
+            None => return Err(o.error("ngram_len", format!("is missing: it must be {ngram}"))),
         };
-        let keys = raw
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| {
-                k.as_i64().ok_or_else(|| {
-                    parse_error(format!(
-                        "keys[{i}] must be an integer that fits in int64 (as torch holds the \
-                         keys), got {k}"
-                    ))
+        const KEYS: &str =
+            "an array of integers that fit in int64, one per depth (e.g. [654, 400, 836])";
+        let keys = match o.require("keys", KEYS)? {
+            serde_json::Value::Array(items) if !items.is_empty() => items
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    crate::json::int_value(k, i128::from(i64::MIN), i128::from(i64::MAX))
+                        .map(|k| k as i64)
+                        .map_err(|got| {
+                            o.error(
+                                &format!("keys[{i}]"),
+                                format!(
+                                    "must be an integer that fits in int64 (as torch holds the \
+                                     keys), got {got}"
+                                ),
+                            )
+                        })
                 })
-            })
-            .collect::<Result<Vec<i64>>>()?;
-        let seed = match &raw.sampling_table_seed {
-            None => 0,
-            Some(n) => n.as_u64().ok_or_else(|| {
-                parse_error(format!(
-                    "sampling_table_seed must be an integer from 0 to 2^64 - 1, got {n}"
-                ))
-            })?,
+                .collect::<Result<Vec<i64>>>()?,
+            serde_json::Value::Array(_) => {
+                return Err(o.error("keys", format!("must be {KEYS}, got an empty array")))
+            }
+            other => return Err(o.wrong("keys", KEYS, other)),
         };
+        let table =
+            format!("an integer from 1 to 2^24 = {MAX_SAMPLING_TABLE_SIZE} (default 65536)");
+        let history =
+            format!("an integer from 0 to 2^24 = {MAX_CONTEXT_HISTORY_SIZE} (default 1024)");
         let config = SynthIdConfig {
-            ngram_len: int("ngram_len", &raw.ngram_len, MAX_NGRAM_LEN as u64)?,
+            ngram_len,
             keys,
-            sampling_table_size: match &raw.sampling_table_size {
-                None => 1 << 16,
-                Some(n) => int("sampling_table_size", n, MAX_SAMPLING_TABLE_SIZE as u64)?,
-            },
-            sampling_table_seed: seed,
-            context_history_size: match &raw.context_history_size {
-                None => 1024,
-                Some(n) => int("context_history_size", n, MAX_CONTEXT_HISTORY_SIZE as u64)?,
-            },
-            skip_first_ngram_calls: raw.skip_first_ngram_calls.unwrap_or(false),
-            debug_mode: raw.debug_mode.unwrap_or(false),
+            sampling_table_size: o
+                .int(
+                    "sampling_table_size",
+                    1,
+                    MAX_SAMPLING_TABLE_SIZE as i128,
+                    &table,
+                )?
+                .map_or(1 << 16, |n| n as usize),
+            sampling_table_seed: o
+                .int(
+                    "sampling_table_seed",
+                    0,
+                    i128::from(u64::MAX),
+                    "an integer from 0 to 2^64 - 1",
+                )?
+                .map_or(0, |n| n as u64),
+            context_history_size: o
+                .int(
+                    "context_history_size",
+                    0,
+                    MAX_CONTEXT_HISTORY_SIZE as i128,
+                    &history,
+                )?
+                .map_or(1024, |n| n as usize),
+            skip_first_ngram_calls: o.bool("skip_first_ngram_calls")?.unwrap_or(false),
+            debug_mode: o.bool("debug_mode")?.unwrap_or(false),
         };
         config.validate()?;
         Ok(config)
@@ -184,41 +236,17 @@ impl SynthIdConfig {
         serde_json::to_string(&serde_json::to_value(self).unwrap_or_default()).unwrap_or_default()
     }
 
-    /// Reads a config JSON file (e.g. written by `SynthIDTextWatermarkingConfig.to_json_file`).
+    /// Reads a config JSON file (e.g. written by `SynthIDTextWatermarkingConfig.to_json_file`):
+    /// a regular file of at most [`crate::files::KEY_FILE_LIMIT`] bytes, as it holds the keys.
     #[cfg(feature = "serde")]
     pub fn load(path: impl AsRef<std::path::Path>) -> Result<SynthIdConfig> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            action: "read SynthID config",
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = crate::files::read_limited_text(
+            path,
+            "read SynthID config",
+            crate::files::KEY_FILE_LIMIT,
+            crate::error::Document::SynthIdConfig,
+        )?;
         SynthIdConfig::from_json(&text)
-    }
-}
-
-#[cfg(feature = "serde")]
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SynthIdJson {
-    ngram_len: serde_json::Number,
-    keys: Vec<serde_json::Number>,
-    #[serde(default)]
-    sampling_table_size: Option<serde_json::Number>,
-    #[serde(default)]
-    sampling_table_seed: Option<serde_json::Number>,
-    #[serde(default)]
-    context_history_size: Option<serde_json::Number>,
-    #[serde(default)]
-    skip_first_ngram_calls: Option<bool>,
-    #[serde(default)]
-    debug_mode: Option<bool>,
-}
-
-#[cfg(feature = "serde")]
-fn parse_error(message: impl Into<String>) -> Error {
-    Error::Parse {
-        what: crate::error::Document::SynthIdConfig,
-        message: message.into(),
     }
 }
