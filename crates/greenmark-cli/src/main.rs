@@ -9,6 +9,7 @@ mod input;
 mod progress;
 mod report;
 mod table;
+mod verdict;
 
 use std::process::ExitCode;
 

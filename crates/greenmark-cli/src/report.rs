@@ -11,6 +11,7 @@ use greenmark::text::TextAnnotation;
 use greenmark::{stats, SkipReason, TokenScore, WatermarkConfig};
 
 use crate::table::{format_p, format_threshold};
+use crate::verdict::Facts;
 
 /// Most points drawn per polyline; longer texts are sampled evenly (the last point is kept).
 const MAX_POINTS: usize = 600;
@@ -191,11 +192,7 @@ fn write_summary(out: &mut String, report: &Report) {
             d.green_fraction,
             d.z_score,
             d.log10_p_value,
-            if d.is_significant(report.threshold) {
-                "WATERMARKED"
-            } else {
-                "no watermark"
-            }
+            escape(&Facts::of(d, report.threshold, report.config.delta()).short())
         );
     }
     out.push_str("</table>\n");
@@ -210,17 +207,21 @@ fn write_section(out: &mut String, report: &Report, index: usize, section: &Sect
     if let Some(subtitle) = &section.subtitle {
         let _ = writeln!(out, "<p class=\"subtitle\">{}</p>", escape(subtitle));
     }
-    let threshold = escape(&format_threshold(report.threshold));
+    let facts = Facts::of(d, report.threshold, report.config.delta());
     let _ = writeln!(
         out,
         "<p><span class=\"verdict {}\">{}</span></p>",
         if detected { "detected" } else { "clean" },
-        if detected {
-            format!("WATERMARKED: p &lt; {threshold}")
-        } else {
-            format!("no watermark at p &lt; {threshold}")
-        }
+        escape(&format!(
+            "{} at the {} threshold (p = {})",
+            crate::verdict::word(detected),
+            format_threshold(report.threshold),
+            format_p(d)
+        ))
     );
+    if let Some(note) = facts.too_few() {
+        let _ = writeln!(out, "<p class=\"note\">{}</p>", escape(&note));
+    }
     let _ = writeln!(
         out,
         "<table class=\"stats\"><tr><th>tokens</th><td class=\"num\">{}</td>\

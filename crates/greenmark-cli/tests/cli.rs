@@ -168,7 +168,10 @@ fn detect_finds_the_watermark_and_exit_code_10_says_so() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("WATERMARKED (p < 1e-6)"), "{stdout}");
+    assert!(
+        stdout.contains("WATERMARKED at the 1e-6 threshold (p = "),
+        "{stdout}"
+    );
     assert!(stdout.contains("greenmark/kgw-lefthash/v1"), "{stdout}");
     // --exit-code turns the verdict into status 10.
     greenmark()
@@ -187,7 +190,56 @@ fn detect_finds_the_watermark_and_exit_code_10_says_so() {
         .arg(&text)
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("no watermark"));
+        .stdout(predicate::str::contains(
+            "verdict     no watermark at the 1e-6 threshold (p = ",
+        ));
+}
+
+/// A text too short to decide says so, with roughly how many tokens a watermarked text needs
+/// (and the all-green floor: 10 at gamma 0.25 and 1e-6); the JSON fields stay as they were.
+#[test]
+fn detect_says_when_too_few_tokens_were_scored() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let out = greenmark()
+        .args(["detect", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg("-")
+        .write_stdin("Hello there, friend.")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("no watermark at the 1e-6 threshold (p = ")
+            && stdout.contains("too few tokens to tell: ")
+            && stdout.contains("needs about ")
+            && stdout.contains("(10 if every token were green)"),
+        "{stdout}"
+    );
+    // A long human text has tokens enough: no advice.
+    let text = write(dir.path(), "plain.txt", plain_text(400, 3));
+    let out = greenmark()
+        .args(["detect", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg(&text)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(!stdout.contains("too few"), "{stdout}");
+    let out = greenmark()
+        .args(["detect", "--json", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg("-")
+        .write_stdin("Hello there, friend.")
+        .output()
+        .unwrap();
+    let record: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record["watermarked"], false, "{record}");
+    assert!(record.get("verdict").is_none(), "{record}");
 }
 
 #[test]
@@ -640,6 +692,109 @@ fn a_50_mb_input_streams_in_bounded_memory() {
     }
 }
 
+/// A JSON line longer than the limit (8 MiB by default) is an error record naming its line and
+/// the limit, read past without being held: the lines around it are scored, in bounded memory.
+/// `GREENMARK_MAX_LINE_BYTES` moves the limit; `radioactivity` (one bad line fails the pooled
+/// test) names the line too.
+#[test]
+fn an_over_long_jsonl_line_is_an_error_naming_it_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let long = plain_text(20, 7).repeat(20 * 1024 * 1024 / 100);
+    assert!(long.len() > 12 << 20, "{}", long.len());
+    let mut jsonl = String::from("{\"text\": \"a first short line\"}\n");
+    jsonl.push_str(&serde_json::json!({ "text": long }).to_string());
+    jsonl.push_str("\n{\"text\": \"a short line after it\"}\n");
+    let input = write(dir.path(), "long.jsonl", &jsonl);
+    drop((jsonl, long));
+    let gnu_time = Path::new("/usr/bin/time");
+    let bin = assert_cmd::cargo::cargo_bin("greenmark");
+    let mut cmd = if gnu_time.exists() {
+        let mut c = std::process::Command::new(gnu_time);
+        c.arg("-v").arg(&bin);
+        c
+    } else {
+        std::process::Command::new(&bin)
+    };
+    let out = cmd
+        .env_remove("GREENMARK_MAX_LINE_BYTES")
+        .args(["detect", "--jsonl", "--json", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let records: Vec<Value> = String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert_eq!(records[1]["line"], 2);
+    let error = records[1]["error"].as_str().unwrap();
+    assert!(
+        error.contains("longer than the limit of 8 MiB per JSON line")
+            && error.contains("GREENMARK_MAX_LINE_BYTES"),
+        "{error}"
+    );
+    assert!(records[0]["log10_p_value"].is_number() && records[2]["log10_p_value"].is_number());
+    if let Some(rss) = max_rss_kib(&String::from_utf8_lossy(&out.stderr)) {
+        // Held whole, the line and its JSON value alone would be 40 MB (and its tokens GBs).
+        eprintln!("peak RSS with a 20 MB line: {rss} KiB");
+        assert!(
+            rss < 150 * 1024,
+            "peak RSS {rss} KiB: the long line was held"
+        );
+    }
+    // A smaller limit from the environment, named in the message.
+    let line = format!("{{\"text\": \"{}\"}}", "word ".repeat(400));
+    let short = write(dir.path(), "short.jsonl", format!("{line}\n"));
+    let expected = format!(
+        "the line is {} bytes, longer than the limit of 1 KiB",
+        line.len()
+    );
+    let out = greenmark()
+        .env("GREENMARK_MAX_LINE_BYTES", "1K")
+        .args(["detect", "--jsonl", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg(&short)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains(&format!("      1  error: {expected}")),
+        "{stdout}"
+    );
+    greenmark()
+        .env("GREENMARK_MAX_LINE_BYTES", "lots")
+        .args(["detect", "--jsonl", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg(&short)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "GREENMARK_MAX_LINE_BYTES=\"lots\" is not a size",
+        ));
+    // radioactivity stops at the first bad line, and names it.
+    let out = greenmark()
+        .env("GREENMARK_MAX_LINE_BYTES", "1K")
+        .args(["radioactivity", "closed", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg("--outputs")
+        .arg(&short)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        error_line(&out).contains(&format!("short.jsonl line 1: {expected}")),
+        "{out:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------- report
 
 #[test]
@@ -669,7 +824,7 @@ fn report_writes_a_self_contained_escaped_html_page() {
     assert!(html.contains("not scored: no full window"));
     assert!(html.contains("<polyline class=\"zline\""));
     assert!(html.contains("<polyline class=\"threshold\""));
-    assert!(html.contains("WATERMARKED: p &lt; 1e-6"));
+    assert!(html.contains("WATERMARKED at the 1e-6 threshold (p = "));
     assert!(html.contains("greenmark/kgw-lefthash/v1"));
     assert!(html.contains(json["key_id"].as_str().unwrap()));
     assert!(
@@ -723,7 +878,7 @@ fn report_of_plain_text_says_no_watermark() {
         .success()
         .stdout(predicate::str::contains("no watermark"));
     let html = std::fs::read_to_string(&html_path).unwrap();
-    assert!(html.contains("no watermark at p &lt; 1e-6"));
+    assert!(html.contains("no watermark at the 1e-6 threshold (p = "));
 }
 
 // ------------------------------------------------------------------ the real model (fetched)

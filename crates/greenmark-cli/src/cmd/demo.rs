@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use super::load_model;
 use crate::progress;
 use crate::report::{render_report, Report, Section};
-use crate::table::{format_threshold, truncate, verdict, Align, Table};
+use crate::table::{format_threshold, truncate, Align, Table};
+use crate::verdict::Facts;
 
 /// What the demo key is derived from. The key is public: anyone can derive it.
 const DEMO_KEY_LABEL: &str = "greenmark demo key v1 (public; never use it to protect real text)";
@@ -192,7 +193,7 @@ pub fn run(args: Args) -> Result<()> {
             format!("{:.3}", d.green_fraction),
             format!("{:.2}", d.z_score),
             format!("{:.2}", d.log10_p_value),
-            verdict(d, THRESHOLD).to_string(),
+            Facts::of(d, THRESHOLD, config.delta()).short(),
         ]);
     }
     print!("{}", table.render());

@@ -8,7 +8,7 @@ use greenmark::text::TextDetector;
 use super::{detection_config, load_key_file, parse_threshold, TokenizerArgs};
 use crate::cmd::detect::text_error;
 use crate::report::{render_report, Report, Section};
-use crate::table::{format_threshold, verdict};
+use crate::verdict::Facts;
 
 /// Arguments of `greenmark report`.
 #[derive(Debug, clap::Args)]
@@ -65,14 +65,13 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("cannot write the report to {}", args.html.display()))?;
     let d = &annotation.detection;
     println!(
-        "wrote {}: {} tokens, {} scored, z {:.2}, log10 p {:.2}: {} at p < {}",
+        "wrote {}: {} tokens, {} scored, z {:.2}, log10 p {:.2}: {}",
         args.html.display(),
         d.n_tokens,
         d.n_scored,
         d.z_score,
         d.log10_p_value,
-        verdict(d, args.threshold),
-        format_threshold(args.threshold)
+        Facts::of(d, args.threshold, config.delta()).sentence()
     );
     Ok(())
 }
