@@ -795,6 +795,39 @@ fn an_over_long_jsonl_line_is_an_error_naming_it_in_bounded_memory() {
     );
 }
 
+/// A cached default model that no longer has the pinned hash (here: truncated, its sidecar
+/// from before) is hashed again and refused with the real path to delete, never used and
+/// never silently fetched over.
+#[test]
+fn a_corrupt_cached_model_names_the_file_to_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let model = home.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    std::fs::write(&model, b"GGUF, but only the first bytes of it").unwrap();
+    std::fs::write(
+        home.join("SmolLM2-135M-Instruct.Q4_1.gguf.sha256"),
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53 98362432\n",
+    )
+    .unwrap();
+    let out = greenmark()
+        .env("GREENMARK_HOME", &home)
+        .args(["detect", "--key-file"])
+        .arg(&key)
+        .arg("-")
+        .write_stdin("Some text.")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let error = error_line(&out);
+    assert!(
+        error.contains(&format!("delete {} and run again", model.display())),
+        "{error}"
+    );
+    assert!(model.exists(), "the file is left for the user to look at");
+}
+
 // ---------------------------------------------------------------------------------- report
 
 #[test]
