@@ -894,6 +894,52 @@ fn report_writes_a_self_contained_escaped_html_page() {
     assert_eq!(plain, text);
 }
 
+/// A long text is detected whole, but only its first 256 KiB are coloured: the page stays a
+/// few MB (10 MB of text made a 195 MB page before), with a warning on stderr and a note.
+#[test]
+fn report_of_a_long_text_colours_its_start_and_judges_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let paragraphs: Vec<String> = (0..64).map(|i| plain_text(200, 300 + i)).collect();
+    let mut text = paragraphs.join("\n\n");
+    while text.len() < 2 << 20 {
+        text = format!("{text}\n\n{text}");
+    }
+    let input = write(dir.path(), "long.txt", &text);
+    let html = dir.path().join("r.html");
+    let out = greenmark()
+        .args(["report", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg(&input)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: ") && stderr.contains("the report colours its first "),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let n_tokens: u64 = stdout
+        .split(": ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let page = std::fs::read_to_string(&html).unwrap();
+    let coloured = page.matches("<span class=\"tok ").count() as u64;
+    assert!(n_tokens > 300_000, "the whole text is scored: {stdout}");
+    assert!(coloured < n_tokens / 4, "{coloured} of {n_tokens} coloured");
+    assert!(page.len() < 8 << 20, "{} bytes", page.len());
+    assert!(
+        page.contains(&format!("whole text ({n_tokens} tokens)")),
+        "the note"
+    );
+}
+
 #[test]
 fn report_of_plain_text_says_no_watermark() {
     let dir = tempfile::tempdir().unwrap();

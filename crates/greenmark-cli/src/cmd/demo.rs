@@ -247,6 +247,7 @@ pub fn run(args: Args) -> Result<()> {
                 title: format!("{} answer {}", row.kind, row.index + 1),
                 subtitle: Some(format!("Prompt: {}", row.prompt)),
                 annotation: &row.annotation,
+                whole: None,
             })
             .collect(),
     });
