@@ -1036,6 +1036,70 @@ fn generate_prints_an_answer_and_checks_the_key_against_the_model() {
     assert!(error_line(&out).contains("top_p"), "{out:?}");
 }
 
+/// `generate` writes the answer as it is produced: the first bytes arrive while the process is
+/// still running, in many small reads (one write and flush per piece), and the whole equals
+/// the `--json` text of the same seed. `--prompt -` reads the prompt from stdin.
+#[test]
+fn generate_streams_its_answer_as_it_is_produced() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let bin = assert_cmd::cargo::cargo_bin("greenmark");
+    let args = [
+        "generate",
+        "--no-watermark",
+        "--prompt",
+        "-",
+        "--max-new-tokens",
+        "48",
+        "--seed",
+        "5",
+    ];
+    let mut child = std::process::Command::new(&bin)
+        .args(args)
+        .env_remove("GREENMARK_MODEL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Count from one to one hundred, in words.")
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (mut text, mut reads, mut running_at_first) = (Vec::new(), 0, None);
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stdout.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        if running_at_first.is_none() {
+            running_at_first = Some(child.try_wait().unwrap().is_none());
+        }
+        reads += 1;
+        text.extend_from_slice(&buf[..n]);
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        running_at_first,
+        Some(true),
+        "the first bytes came only at the end"
+    );
+    assert!(reads >= 3, "{reads} reads: not streamed");
+    let json = greenmark()
+        .args(args)
+        .arg("--json")
+        .write_stdin("Count from one to one hundred, in words.")
+        .output()
+        .unwrap();
+    let record: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert_eq!(text, format!("{}\n", record["text"].as_str().unwrap()));
+}
+
 #[test]
 fn demo_runs_end_to_end_on_the_real_model() {
     let dir = tempfile::tempdir().unwrap();
@@ -1046,8 +1110,19 @@ fn demo_runs_end_to_end_on_the_real_model() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    // stderr is not a terminal here: progress comes as plain lines, no control characters.
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.lines().any(|l| l.starts_with("generating [")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\r'),
+        "{stderr:?}"
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("DEMO key"), "{stdout}");
+    assert!(stdout.contains("(one batch of 4)"), "{stdout}");
     assert!(stdout.contains("verdict (p < 1e-6)"), "{stdout}");
     let rows = stdout
         .lines()
