@@ -152,6 +152,180 @@ fn help_documents_the_exit_codes_and_usage_errors_exit_2() {
         .stderr(predicate::str::contains("strictly between 0 and 1"));
 }
 
+// ------------------------------------------------------------------------ CLI conventions
+
+/// One output flag, `-o/--output`, wherever a command writes a file; the older spellings
+/// (`--out`, `--html`, `--report`) still work but are no longer shown.
+#[test]
+fn every_output_file_is_dash_o_and_old_spellings_still_work() {
+    for command in [
+        &["keygen"][..],
+        &["demo"],
+        &["report"],
+        &["radioactivity", "closed"],
+        &["radioactivity", "open"],
+    ] {
+        let out = greenmark().args(command).arg("--help").output().unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(help.contains("-o, --output <"), "{command:?}: {help}");
+        for old in ["--out ", "--out <", "--html", "--report"] {
+            assert!(!help.contains(old), "{command:?} shows {old}: {help}");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path(), "a.json", &[]); // --out, as scripts wrote it
+    greenmark()
+        .args(["keygen", "-o"])
+        .arg(dir.path().join("b.json"))
+        .assert()
+        .success();
+    let key = dir.path().join("b.json");
+    let text = write(dir.path(), "t.txt", watermarked_text(&key, 80, 4));
+    for flag in ["-o", "--output", "--html"] {
+        let html = dir.path().join(format!("r{flag}.html"));
+        greenmark()
+            .args(["report", "--key-file"])
+            .arg(&key)
+            .args(tokenizer_arg())
+            .arg(&text)
+            .arg(flag)
+            .arg(&html)
+            .assert()
+            .success();
+        assert!(html.exists(), "{flag}");
+    }
+}
+
+/// `-` reads stdin: `report`'s text, `radioactivity`'s JSON Lines, `generate`'s prompt (in its
+/// streaming test) and `detect`'s input (in its JSON test).
+#[test]
+fn dash_reads_stdin_for_report_and_radioactivity() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let text = watermarked_text(&key, 80, 6);
+    let html = dir.path().join("r.html");
+    greenmark()
+        .args(["report", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .args(["-", "-o"])
+        .arg(&html)
+        .write_stdin(text.clone())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "WATERMARKED at the 1e-6 threshold",
+        ));
+    assert!(std::fs::read_to_string(&html)
+        .unwrap()
+        .contains("greenmark report: stdin"));
+    let jsonl = format!("{}\n", serde_json::json!({ "text": text }));
+    greenmark()
+        .args(["radioactivity", "closed", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .args(["--outputs", "-"])
+        .write_stdin(jsonl)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "RADIOACTIVE at the 1e-6 threshold",
+        ));
+}
+
+/// A reader that goes away (`greenmark detect ... | head -1`) ends the command quietly, as
+/// it ends `cat`: killed by SIGPIPE (status 141 in a shell), nothing on stderr.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    // Far more output than a pipe holds, so writes are still going when the reader leaves.
+    let line = format!("{}\n", serde_json::json!({"text": "a short text to score"}));
+    let input = write(dir.path(), "many.jsonl", line.repeat(20_000));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("greenmark"))
+        .args(["detect", "--jsonl", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg(&input)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap(); // the reader is dropped here: the pipe closes
+    assert!(first.contains("verdict"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc_sigpipe()), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[cfg(unix)]
+fn libc_sigpipe() -> i32 {
+    13 // SIGPIPE on Linux and the BSDs
+}
+
+/// Errors stay one line with backtraces switched on (anyhow captures one when
+/// `RUST_BACKTRACE` is set; `{:#}` must not fold it into the message).
+#[test]
+fn errors_are_one_line_with_backtraces_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "bad.json", "{\"version\": 1}");
+    for args in [
+        vec![
+            "detect".to_string(),
+            "--key-file".into(),
+            "missing.json".into(),
+        ],
+        vec![
+            "detect".into(),
+            "--key-file".into(),
+            bad.to_string_lossy().into_owned(),
+        ],
+    ] {
+        let out = greenmark()
+            .env("RUST_BACKTRACE", "1")
+            .env("RUST_LIB_BACKTRACE", "1")
+            .args(&args)
+            .args(tokenizer_arg())
+            .arg("-")
+            .write_stdin("text")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
+    }
+}
+
+/// `--help` names every environment variable the command reads.
+#[test]
+fn help_lists_the_environment_variables() {
+    for command in [&[][..], &["detect"], &["demo"], &["generate"], &["report"]] {
+        let out = greenmark().args(command).arg("--help").output().unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        for var in [
+            "GREENMARK_HOME",
+            "GREENMARK_MODEL",
+            "GREENMARK_PYTHON",
+            "GREENMARK_MAX_LINE_BYTES",
+        ] {
+            assert!(help.contains(var), "{command:?} --help lacks {var}: {help}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------- detect
 
 #[test]
@@ -481,7 +655,7 @@ fn missing_key_file_says_how_to_make_one() {
         assert_eq!(out.status.code(), Some(1), "{out:?}");
         let line = error_line(&out);
         assert!(line.contains("does not exist"), "{line}");
-        assert!(line.contains("greenmark keygen --out"), "{line}");
+        assert!(line.contains("greenmark keygen -o"), "{line}");
     }
 }
 

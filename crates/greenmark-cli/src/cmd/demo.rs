@@ -54,7 +54,13 @@ const MAX_BATCH: usize = 20;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Where to write the HTML report.
-    #[arg(long, default_value = "greenmark-report.html", value_name = "OUT.html")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        alias = "out",
+        default_value = "greenmark-report.html",
+        value_name = "OUT.html"
+    )]
     out: PathBuf,
     /// Answers of each kind (watermarked and plain); the 10 built-in prompts are reused beyond 10.
     #[arg(long, default_value_t = 10)]

@@ -68,7 +68,12 @@ struct Common {
     #[arg(long)]
     json: bool,
     /// Write an HTML report with the curve of log10 p against tuples scored.
-    #[arg(long, value_name = "FILE.html")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        alias = "report",
+        value_name = "FILE.html"
+    )]
     report: Option<PathBuf>,
 }
 
@@ -78,7 +83,7 @@ struct ClosedArgs {
     common: Common,
     #[command(flatten)]
     tokenizer: TokenizerArgs,
-    /// The suspect's outputs: JSON Lines, the text in --field.
+    /// The suspect's outputs: JSON Lines, the text in --field (`-`: stdin).
     #[arg(long, value_name = "FILE.jsonl")]
     outputs: PathBuf,
     /// The prompts the outputs answer (JSON Lines, text in --prompt-field): their windows are
@@ -228,7 +233,12 @@ fn closed(args: ClosedArgs) -> Result<()> {
                 .with_context(|| format!("{} line {line}", path.display()))
         })?;
     }
-    let lines = count_lines(&args.outputs)?;
+    // Counting reads the input once more: not for stdin, which can be read only once.
+    let lines = if args.outputs.as_os_str() == "-" {
+        0
+    } else {
+        count_lines(&args.outputs)?
+    };
     let bar = crate::progress::bar(lines, "scoring", "texts");
     let path = &args.outputs;
     for_each_text(path, &args.field, |text, line| {

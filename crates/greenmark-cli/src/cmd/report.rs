@@ -22,13 +22,13 @@ pub struct Args {
     #[command(flatten)]
     tokenizer: TokenizerArgs,
     /// Where to write the HTML report (overwritten if it exists).
-    #[arg(long, value_name = "OUT.html")]
+    #[arg(short = 'o', long = "output", alias = "html", value_name = "OUT.html")]
     html: PathBuf,
     /// The p-value below which the text is called watermarked.
     #[arg(long, default_value = "1e-6", value_parser = parse_threshold, value_name = "P")]
     threshold: f64,
-    /// The text to annotate (UTF-8). Its first 256 KiB are coloured token by token; a longer
-    /// text is detected whole and the rest summarised, with a warning.
+    /// The text to annotate (UTF-8; `-` reads stdin). Its first 256 KiB are coloured token by
+    /// token; a longer text is detected whole and the rest summarised, with a warning.
     #[arg(value_name = "FILE")]
     input: PathBuf,
 }
@@ -42,14 +42,25 @@ pub const MAX_COLOURED_BYTES: usize = 256 << 10;
 /// Runs `greenmark report`.
 pub fn run(args: Args) -> Result<()> {
     let key_file = load_key_file(&args.key_file)?;
-    let name = args.input.display().to_string();
+    let stdin = args.input.as_os_str() == "-";
+    let name = if stdin {
+        "stdin".to_string()
+    } else {
+        args.input.display().to_string()
+    };
     let cannot_read = || format!("cannot read {name}: give a readable UTF-8 text file");
-    let mut file = File::open(&args.input).with_context(cannot_read)?;
+    let mut reader: Box<dyn Read> = if stdin {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(File::open(&args.input).with_context(cannot_read)?)
+    };
     let mut head = Vec::new();
-    (&mut file)
+    (&mut reader)
         .take(MAX_COLOURED_BYTES as u64 + 1)
         .read_to_end(&mut head)
         .with_context(cannot_read)?;
+    // The whole text, for the streamed detection of a long one: what was read, then the rest.
+    let head_copy = (head.len() > MAX_COLOURED_BYTES).then(|| head.clone());
     let long = head.len() > MAX_COLOURED_BYTES;
     if long {
         head.truncate(MAX_COLOURED_BYTES);
@@ -73,15 +84,21 @@ pub fn run(args: Args) -> Result<()> {
     let vocab = tokenizer.get_vocab_size(true) as u32;
     let config = detection_config(&key_file, &args.key_file, vocab, &source)?;
     let detector = TextDetector::new(tokenizer, &key_file.key, config.clone())?;
-    let whole = if long {
-        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let reader = BufReader::new(File::open(&args.input).with_context(cannot_read)?);
-        let detection = detector
-            .detect_reader(reader)
-            .map_err(|e| text_error(e, &name))?;
-        Some(Whole { detection, bytes })
-    } else {
-        None
+    let whole = match head_copy {
+        Some(head) => {
+            let mut whole = Counted {
+                inner: std::io::Cursor::new(head).chain(reader),
+                bytes: 0,
+            };
+            let detection = detector
+                .detect_reader(BufReader::new(&mut whole))
+                .map_err(|e| text_error(e, &name))?;
+            Some(Whole {
+                detection,
+                bytes: whole.bytes,
+            })
+        }
+        None => None,
     };
     let annotation = detector.annotate(text).map_err(|e| text_error(e, &name))?;
     if let Some(whole) = &whole {
@@ -121,6 +138,20 @@ pub fn run(args: Args) -> Result<()> {
         Facts::of(d, args.threshold, config.delta()).sentence()
     );
     Ok(())
+}
+
+/// A reader that counts the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
 }
 
 /// `text` up to its last white space in the final 1 KiB (so the coloured part does not end in
