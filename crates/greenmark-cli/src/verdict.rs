@@ -51,9 +51,8 @@ pub fn tokens_needed(gamma: f64, delta: f64, threshold: f64) -> TokensNeeded {
         let green = ((fraction * n as f64).ceil() as u64).min(n);
         stats::binomial_tail_ln(green, n, gamma) < ln_t
     };
-    let watermarked = if !(fraction > gamma) {
-        None
-    } else {
+    // No bias (or a NaN) never makes text greener than the null: no count would do.
+    let watermarked = if fraction > gamma {
         // Double until the ideal text reaches the threshold, then bisect.
         let (mut lo, mut hi) = (all_green.saturating_sub(1), all_green);
         while !reaches(hi) && hi < MAX_NEEDED {
@@ -73,6 +72,8 @@ pub fn tokens_needed(gamma: f64, delta: f64, threshold: f64) -> TokensNeeded {
         } else {
             None
         }
+    } else {
+        None
     };
     TokensNeeded {
         all_green,
