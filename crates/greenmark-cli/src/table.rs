@@ -5,15 +5,6 @@ use greenmark::Detection;
 /// The default significance threshold of every verdict.
 pub const DEFAULT_THRESHOLD: f64 = 1e-6;
 
-/// The verdict as a word for tables: `WATERMARKED` or `no watermark`.
-pub fn verdict(detection: &Detection, threshold: f64) -> &'static str {
-    if detection.is_significant(threshold) {
-        "WATERMARKED"
-    } else {
-        "no watermark"
-    }
-}
-
 /// A threshold such as `1e-6` written compactly.
 pub fn format_threshold(threshold: f64) -> String {
     format!("{threshold:e}")

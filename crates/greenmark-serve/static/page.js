@@ -32,15 +32,16 @@ async function detect(token, body) {
 function show(record, note) {
   const verdict = $("verdict");
   const threshold = record.threshold < 1e-3 ? record.threshold.toExponential() : String(record.threshold);
+  const p = record.p_value;
+  const shown = p === 0 ? "10^" + record.log10_p_value.toFixed(1) : pretty(p);
   if (record.watermarked) {
-    verdict.textContent = "Watermarked (p < " + threshold + ")";
+    verdict.textContent = "Watermarked at the " + threshold + " threshold (p = " + shown + ")";
     verdict.className = "verdict yes";
   } else {
-    verdict.textContent = "No watermark at the " + threshold + " threshold";
+    verdict.textContent = "No watermark at the " + threshold + " threshold (p = " + shown + ")";
     verdict.className = "verdict no";
   }
   $("facts").replaceChildren();
-  const p = record.p_value;
   fact("p-value", p === 0 ? "below 1e-308 (log10 p = " + record.log10_p_value.toFixed(1) + ")" : pretty(p));
   fact("log10 p", record.log10_p_value.toFixed(2));
   if (record.key_id) fact("key", record.key_id);

@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use super::load_model;
 use crate::progress;
 use crate::report::{render_report, Report, Section};
-use crate::table::{format_threshold, truncate, verdict, Align, Table};
+use crate::table::{format_threshold, truncate, Align, Table};
+use crate::verdict::Facts;
 
 /// What the demo key is derived from. The key is public: anyone can derive it.
 const DEMO_KEY_LABEL: &str = "greenmark demo key v1 (public; never use it to protect real text)";
@@ -23,25 +24,43 @@ const DEMO_KEY_LABEL: &str = "greenmark demo key v1 (public; never use it to pro
 /// The verdict threshold of the demo.
 const THRESHOLD: f64 = crate::table::DEFAULT_THRESHOLD;
 
-/// The built-in prompts: open questions that ask for a few paragraphs.
+/// The built-in prompts: open questions that ask for a few paragraphs. Each is 10 tokens
+/// (40 with the chat template) for the default model's tokenizer, so that every answer runs in
+/// one batch: candle's quantized llama has no padding mask, so only prompts of one length
+/// share a forward pass (see `Lm::generate`). A test pins the lengths.
 const PROMPTS: [&str; 10] = [
-    "Why is the sky blue? Explain it to a curious teenager.",
-    "Write a short story about a lighthouse keeper who finds a message in a bottle.",
+    "Why is the sky blue? Explain it simply.",
+    "Write a short story about a lonely lighthouse keeper.",
     "What are the main causes of the French Revolution?",
     "Give me some advice for my first job interview.",
     "Describe how a bicycle works, part by part.",
-    "Explain what photosynthesis is and why it matters.",
-    "Write a letter to a friend describing a trip to the mountains.",
-    "What should I consider before adopting a dog?",
-    "How do vaccines train the immune system?",
+    "What is photosynthesis, and why does it matter?",
+    "Describe a trip to the mountains in a letter.",
+    "What should I think about before adopting a dog?",
+    "How do vaccines teach the immune system to fight?",
     "Describe a busy morning market in a small town.",
 ];
+
+/// The most answers generated together (one forward pass per step for all of them).
+///
+/// Performance notes (`cargo run --release -p greenmark-lm --example batch_speed`, 2 cores):
+/// a decode step costs far less than linearly more per extra row, because each step reads
+/// all the weights once whatever the batch; measured per-token step times are in the
+/// commit that set this. Batching every watermarked and plain answer of the default demo
+/// (20 rows) in one batch is what brings `make demo` under 3 minutes on 2 cores.
+const MAX_BATCH: usize = 20;
 
 /// Arguments of `greenmark demo`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Where to write the HTML report.
-    #[arg(long, default_value = "greenmark-report.html", value_name = "OUT.html")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        alias = "out",
+        default_value = "greenmark-report.html",
+        value_name = "OUT.html"
+    )]
     out: PathBuf,
     /// Answers of each kind (watermarked and plain); the 10 built-in prompts are reused beyond 10.
     #[arg(long, default_value_t = 10)]
@@ -111,9 +130,11 @@ pub fn run(args: Args) -> Result<()> {
         max_new_tokens: args.max_new_tokens,
         min_new_tokens: args.max_new_tokens,
         seed: args.seed,
+        max_batch: MAX_BATCH,
         ..GenerateOptions::default()
     };
-    // A prompt's watermarked and plain answers share a batch (one forward pass per step).
+    // Watermarked and plain answers share batches (one forward pass per step for all rows
+    // whose prompts have one length).
     let requests: Vec<Request<'_>> = ids
         .iter()
         .flat_map(|p| {
@@ -166,7 +187,7 @@ pub fn run(args: Args) -> Result<()> {
         "generated {generated} tokens in {:.1} s ({:.1} tokens/s); {}",
         elapsed.as_secs_f64(),
         generated as f64 / elapsed.as_secs_f64().max(1e-9),
-        watermark_cost(&timings)
+        watermark_cost(&timings, &batch_sizes(&ids, 2, MAX_BATCH))
     );
     println!();
     let mut table = Table::new(&[
@@ -192,7 +213,7 @@ pub fn run(args: Args) -> Result<()> {
             format!("{:.3}", d.green_fraction),
             format!("{:.2}", d.z_score),
             format!("{:.2}", d.log10_p_value),
-            verdict(d, THRESHOLD).to_string(),
+            Facts::of(d, THRESHOLD, config.delta()).short(),
         ]);
     }
     print!("{}", table.render());
@@ -246,6 +267,7 @@ pub fn run(args: Args) -> Result<()> {
                 title: format!("{} answer {}", row.kind, row.index + 1),
                 subtitle: Some(format!("Prompt: {}", row.prompt)),
                 annotation: &row.annotation,
+                whole: None,
             })
             .collect(),
     });
@@ -256,15 +278,79 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The watermark's share of the decode time, measured in the watermarked run.
-fn watermark_cost(t: &GenerateTimings) -> String {
+/// The batches `Lm::generate` runs for `prompts`, each asked `copies` times: one per prompt
+/// length, cut at `max_batch` rows.
+fn batch_sizes(prompts: &[Vec<u32>], copies: usize, max_batch: usize) -> Vec<usize> {
+    let mut per_length = std::collections::BTreeMap::<usize, usize>::new();
+    for p in prompts {
+        *per_length.entry(p.len()).or_default() += copies;
+    }
+    let mut sizes = Vec::new();
+    for rows in per_length.into_values() {
+        sizes.extend(std::iter::repeat_n(max_batch, rows / max_batch));
+        if rows % max_batch > 0 {
+            sizes.push(rows % max_batch);
+        }
+    }
+    sizes
+}
+
+/// The decode step's time and the watermark's share of it, measured in the run; `batches`
+/// are the batch sizes that ran.
+fn watermark_cost(t: &GenerateTimings, batches: &[usize]) -> String {
     let steps = t.steps.max(1) as f64;
     let step = (t.forward + t.watermark + t.sampling).as_secs_f64() / steps;
     let bias = t.watermark.as_secs_f64() / steps;
+    let batches = match batches {
+        [one] => format!("one batch of {one}"),
+        more => format!(
+            "batches of {}",
+            more.iter()
+                .map(|b| b.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     format!(
-        "decode step {:.1} ms (batch of 2); the watermark's bias {:.3} ms of it ({:.2}%)",
+        "decode step {:.1} ms ({batches}); the watermark's bias {:.3} ms of it ({:.2}%)",
         step * 1e3,
         bias * 1e3,
         100.0 * bias / step.max(1e-12)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every built-in prompt has the same length with the chat template, for the default
+    /// model's tokenizer (the committed copy): the whole demo runs in one batch.
+    #[test]
+    fn the_prompts_share_one_length_so_they_share_one_batch() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../greenmark/tests/data/smollm2-tokenizer.json"
+        );
+        let tokenizer = tokenizers::Tokenizer::from_file(path).unwrap();
+        let ids: Vec<Vec<u32>> = PROMPTS
+            .iter()
+            .map(|p| {
+                let chat = greenmark_lm::chat_text(&[greenmark_lm::ChatMessage::new(
+                    greenmark_lm::ChatRole::User,
+                    *p,
+                )]);
+                tokenizer.encode(chat, false).unwrap().get_ids().to_vec()
+            })
+            .collect();
+        let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
+        assert!(lengths.iter().all(|&l| l == lengths[0]), "{lengths:?}");
+        assert_eq!(batch_sizes(&ids, 2, MAX_BATCH), [20]);
+    }
+
+    #[test]
+    fn batches_are_per_length_and_capped() {
+        let ids = vec![vec![1; 3], vec![2; 3], vec![3; 5]];
+        assert_eq!(batch_sizes(&ids, 2, 20), [4, 2]);
+        assert_eq!(batch_sizes(&ids, 2, 3), [3, 1, 2]);
+    }
 }

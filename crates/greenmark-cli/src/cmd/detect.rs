@@ -24,7 +24,8 @@ use greenmark::detect::Scored;
 use output::Scoring;
 
 /// Lines scored together (in parallel) before their results are printed: memory stays
-/// bounded by one chunk of lines.
+/// bounded by one chunk of lines (at most this many, and about twice the line limit in bytes:
+/// [`input::read_json_chunk`]).
 const LINES_PER_CHUNK: usize = 256;
 
 /// Arguments of `greenmark detect`.
@@ -270,7 +271,9 @@ impl Setup {
 /// A plain text input: streamed in bounded memory for one key without span search; read
 /// whole otherwise (span search needs every token's colour).
 fn detect_text(setup: &Setup, input: Input, scoring: &Scoring, min_span: u64) -> Result<bool> {
-    let Input { mut reader, name } = input;
+    let Input {
+        mut reader, name, ..
+    } = input;
     let detector = setup.text();
     let (scored, n_tokens, normalizations) = if !scoring.several_keys && !scoring.span {
         let result = detector
@@ -336,7 +339,7 @@ fn detect_jsonl(setup: &Setup, input: &mut Input, args: &Args, scoring: &Scoring
     }
     let (mut line_no, mut texts, mut found, mut errors) = (0usize, 0usize, 0usize, 0usize);
     loop {
-        let lines = input::read_json_lines(input, &mut line_no, LINES_PER_CHUNK)?;
+        let lines = input::read_json_chunk(input, &mut line_no, LINES_PER_CHUNK)?;
         if lines.is_empty() {
             break;
         }
@@ -363,7 +366,7 @@ fn detect_jsonl(setup: &Setup, input: &mut Input, args: &Args, scoring: &Scoring
                         )?;
                         writeln!(out, "{value}")?;
                     } else {
-                        scoring.print_row(&mut out, line, &scored, n_tokens)?;
+                        scoring.print_row(&mut out, line, &scored, n_tokens, setup)?;
                     }
                 }
                 Err(error) => {

@@ -1,11 +1,14 @@
 //! `greenmark generate`: one answer from a model, watermarked with a key file's key (or with
-//! SynthID Text from a transformers config).
+//! SynthID Text from a transformers config). The text streams to stdout as it is generated
+//! (with `--json`, one object at the end).
 
+use std::io::{Read, Write};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use greenmark::Watermarker;
-use greenmark_lm::{GenerateOptions, Request};
+use greenmark_lm::{GenerateOptions, Request, TextStream};
 
 use super::{load_key_file, load_model};
 use crate::progress;
@@ -29,7 +32,7 @@ pub struct Args {
     /// of the text.
     #[arg(long)]
     json: bool,
-    /// The user's message (sent through the model's chat template).
+    /// The user's message (sent through the model's chat template); `-` reads it from stdin.
     #[arg(long)]
     prompt: String,
     /// Most new tokens.
@@ -93,23 +96,33 @@ pub fn run(args: Args) -> Result<()> {
         seed: args.seed.unwrap_or_else(rand::random),
         ..GenerateOptions::default()
     };
-    let prompt = lm.chat_prompt(&args.prompt)?;
-    let bar = progress::bar(args.max_new_tokens as u64, "generating", "tokens");
+    let user = if args.prompt == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the prompt from stdin (`--prompt -`): give UTF-8 text")?;
+        text
+    } else {
+        args.prompt.clone()
+    };
+    let prompt = lm.chat_prompt(&user)?;
     let request = match &synthid {
         Some(wm) => Request::synthid(prompt, wm),
         None => Request::new(prompt, watermarker.as_ref()),
     };
-    let (answers, _timings) = lm.generate(&[request], &options, &mut |n| bar.inc(n as u64))?;
-    bar.finish_and_clear();
-    let answer = answers.into_iter().next().expect("one answer per prompt");
-    if args.json {
+    let answer = if args.json {
+        let bar = progress::bar(args.max_new_tokens as u64, "generating", "tokens");
+        let (answers, _timings) = lm.generate(&[request], &options, &mut |n| bar.inc(n as u64))?;
+        bar.finish_and_clear();
+        let answer = answers.into_iter().next().expect("one answer per prompt");
         println!(
             "{}",
             serde_json::json!({"text": answer.text, "token_ids": answer.tokens})
         );
+        answer
     } else {
-        println!("{}", answer.text);
-    }
+        stream(&mut lm, request, &options)?
+    };
     eprintln!(
         "{} tokens{}, seed {}, {}",
         answer.tokens.len(),
@@ -133,6 +146,46 @@ pub fn run(args: Args) -> Result<()> {
             (None, None) => "no watermark".to_string(),
         }
     );
+    Ok(())
+}
+
+/// Generates `request`, writing its text to stdout as each token completes some (flushed
+/// every time, so a reader sees the answer grow), then a line break.
+fn stream(
+    lm: &mut greenmark_lm::Lm,
+    request: Request<'_>,
+    options: &GenerateOptions,
+) -> Result<greenmark_lm::Generation> {
+    let tokenizer = lm.tokenizer().clone();
+    let mut text = TextStream::new(&tokenizer);
+    let mut out = std::io::stdout().lock();
+    let mut failed: Option<anyhow::Error> = None;
+    let (answers, _timings) = lm.generate_streaming(&[request], options, &mut |_, id| {
+        let written = text
+            .push(id)
+            .map_err(anyhow::Error::new)
+            .and_then(|piece| Ok(write_flushed(&mut out, &piece)?));
+        match written {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                failed = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    })?;
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    let rest = text.finish()?;
+    write_flushed(&mut out, &format!("{rest}\n"))?;
+    Ok(answers.into_iter().next().expect("one answer per prompt"))
+}
+
+fn write_flushed(out: &mut impl Write, text: &str) -> std::io::Result<()> {
+    if !text.is_empty() {
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+    }
     Ok(())
 }
 

@@ -14,7 +14,7 @@ pub const DEFAULT_VOCAB: u64 = 49152;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Where to write the key file (refuses to overwrite).
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'o', long = "output", alias = "out", value_name = "FILE")]
     out: PathBuf,
     /// The model's vocabulary size (logits per step).
     #[arg(long, default_value_t = DEFAULT_VOCAB)]
@@ -70,7 +70,7 @@ pub fn run(args: Args) -> Result<bool> {
         .context("invalid watermark config")?;
     if args.out.exists() {
         bail!(
-            "{} already exists: choose another --out, or delete it if you are sure the key is \
+            "{} already exists: choose another --output, or delete it if you are sure the key is \
              no longer needed (text watermarked with it can only be detected with it)",
             args.out.display()
         );

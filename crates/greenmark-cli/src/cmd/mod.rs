@@ -99,14 +99,14 @@ pub fn load_key_file(path: &Path) -> Result<KeyFile> {
     }
     if !path.exists() {
         bail!(
-            "key file {} does not exist: create one with `greenmark keygen --out {}`",
+            "key file {} does not exist: create one with `greenmark keygen -o {}`",
             path.display(),
             path.display()
         );
     }
     KeyFile::load(path).with_context(|| {
         format!(
-            "cannot use key file {}: make one with `greenmark keygen --out FILE`",
+            "cannot use key file {}: make one with `greenmark keygen -o FILE`",
             path.display()
         )
     })

@@ -10,7 +10,6 @@
 //! server's `--watermark-config` JSON): the Gumbel tape scores `-ln(1 - u)` per distinct
 //! (context, token) tuple and pools them with the exact `Gamma(n, 1)` tail.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -21,7 +20,7 @@ use greenmark_lm::ReadingOptions;
 
 use super::{detection_config, load_key_file, load_model, parse_threshold, TokenizerArgs};
 use crate::report::{escape, Frame, CSS};
-use crate::table::format_threshold;
+use crate::table::{format_p_value, format_threshold};
 
 /// Arguments of `greenmark radioactivity`.
 #[derive(Debug, clap::Args)]
@@ -69,7 +68,12 @@ struct Common {
     #[arg(long)]
     json: bool,
     /// Write an HTML report with the curve of log10 p against tuples scored.
-    #[arg(long, value_name = "FILE.html")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        alias = "report",
+        value_name = "FILE.html"
+    )]
     report: Option<PathBuf>,
 }
 
@@ -79,7 +83,7 @@ struct ClosedArgs {
     common: Common,
     #[command(flatten)]
     tokenizer: TokenizerArgs,
-    /// The suspect's outputs: JSON Lines, the text in --field.
+    /// The suspect's outputs: JSON Lines, the text in --field (`-`: stdin).
     #[arg(long, value_name = "FILE.jsonl")]
     outputs: PathBuf,
     /// The prompts the outputs answer (JSON Lines, text in --prompt-field): their windows are
@@ -229,7 +233,12 @@ fn closed(args: ClosedArgs) -> Result<()> {
                 .with_context(|| format!("{} line {line}", path.display()))
         })?;
     }
-    let lines = count_lines(&args.outputs)?;
+    // Counting reads the input once more: not for stdin, which can be read only once.
+    let lines = if args.outputs.as_os_str() == "-" {
+        0
+    } else {
+        count_lines(&args.outputs)?
+    };
     let bar = crate::progress::bar(lines, "scoring", "texts");
     let path = &args.outputs;
     for_each_text(path, &args.field, |text, line| {
@@ -322,7 +331,7 @@ fn for_each_line(
     let mut input = crate::input::open(&path.to_string_lossy())?;
     let (mut line_no, mut n) = (0usize, 0usize);
     loop {
-        let lines = crate::input::read_json_lines(&mut input, &mut line_no, 1024)?;
+        let lines = crate::input::read_json_chunk(&mut input, &mut line_no, 1024)?;
         if lines.is_empty() {
             break;
         }
@@ -362,8 +371,8 @@ fn for_each_text(
 }
 
 fn count_lines(path: &Path) -> Result<u64> {
-    let input = crate::input::open(&path.to_string_lossy())?;
-    Ok(input.reader.lines().count() as u64)
+    let mut input = crate::input::open(&path.to_string_lossy())?;
+    crate::input::count_lines(&mut input)
 }
 
 fn finish(common: &Common, describe: &str, result: &Radioactivity, mode: &str) -> Result<()> {
@@ -379,13 +388,15 @@ fn finish(common: &Common, describe: &str, result: &Radioactivity, mode: &str) -
     Ok(())
 }
 
-/// The verdict at `threshold`, saying which way the p-value falls.
+/// The verdict at `threshold`, with the (corrected) p-value it rests on.
 fn verdict(result: &Radioactivity, threshold: f64) -> String {
     let t = format_threshold(threshold);
-    if result.ln_p_bonferroni < threshold.ln() {
-        format!("RADIOACTIVE at the {t} threshold (p < {t})")
+    let ln_p = result.ln_p_bonferroni.min(0.0);
+    let p = format_p_value(ln_p.exp(), greenmark::stats::ln_to_log10(ln_p));
+    if ln_p < threshold.ln() {
+        format!("RADIOACTIVE at the {t} threshold (p = {p})")
     } else {
-        format!("not radioactive at the {t} threshold (p >= {t})")
+        format!("not radioactive at the {t} threshold (p = {p})")
     }
 }
 

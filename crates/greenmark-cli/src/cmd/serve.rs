@@ -28,7 +28,8 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(model) = args.model {
         let Some(generation) = config.generation.as_mut() else {
             bail!(
-                "--model needs a [generation] table in {} (at least `key = ...`, the key to                  watermark with; see examples/serve.toml)",
+                "--model needs a [generation] table in {} (at least `key = ...`, the key to \
+                 watermark with; see examples/serve.toml)",
                 args.config.display()
             );
         };

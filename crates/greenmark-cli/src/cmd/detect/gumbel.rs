@@ -6,7 +6,7 @@
 //! from the ids the server generated (a tokenizer does not always split a decoded text back
 //! into the same tokens), so ids are the reliable input; the text path says so.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -71,7 +71,7 @@ pub(super) fn each_answer(
     note: &str,
     mut report: impl FnMut(&[u32], Option<usize>) -> Result<()>,
 ) -> Result<usize> {
-    let crate::input::Input { mut reader, name } = crate::input::open(&args.input)?;
+    let mut input = crate::input::open(&args.input)?;
     let text_mode = args.tokenizer.is_given();
     let ids_field = args.ids_field.as_deref().unwrap_or(default_ids_field);
     let tokenizer = if text_mode {
@@ -90,53 +90,48 @@ pub(super) fn each_answer(
     let mut answers = 0usize;
     if !args.jsonl && text_mode {
         let mut text = String::new();
-        reader
+        let name = &input.name;
+        input
+            .reader
             .read_to_string(&mut text)
             .with_context(|| format!("cannot read {name} as UTF-8 text"))?;
         if text.trim().is_empty() {
             bail!("{name} is empty: nothing to detect; give a text");
         }
-        report(&encode(&text, &name)?, None)?;
+        report(&encode(&text, name)?, None)?;
         answers += 1;
     } else {
         let mut line_no = 0usize;
-        let mut buf = String::new();
         loop {
-            buf.clear();
-            if reader
-                .read_line(&mut buf)
-                .with_context(|| format!("cannot read {name} (after line {line_no})"))?
-                == 0
-            {
+            let lines = crate::input::read_json_chunk(&mut input, &mut line_no, 256)?;
+            if lines.is_empty() {
                 break;
             }
-            line_no += 1;
-            if buf.trim().is_empty() {
-                continue;
+            for (line, value) in lines {
+                let what = format!("{} line {line}", input.name);
+                let value = value.map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+                let ids = if text_mode {
+                    let text = crate::input::string_field(&value, args.text_field(), "--field")
+                        .with_context(|| what.clone())?;
+                    encode(text, &what)?
+                } else {
+                    crate::input::token_ids(
+                        &value,
+                        ids_field,
+                        "name the field holding the ids with --ids-field (or give a plain JSON \
+                         array)",
+                    )
+                    .with_context(|| what.clone())?
+                };
+                report(&ids, Some(line))?;
+                answers += 1;
             }
-            let what = format!("{name} line {line_no}");
-            let value: serde_json::Value = serde_json::from_str(&buf).map_err(|e| {
-                anyhow::anyhow!("{what}: not valid JSON ({e}); give one JSON value per line")
-            })?;
-            let ids = if text_mode {
-                let text = crate::input::string_field(&value, args.text_field(), "--field")
-                    .with_context(|| what.clone())?;
-                encode(text, &what)?
-            } else {
-                crate::input::token_ids(
-                    &value,
-                    ids_field,
-                    "name the field holding the ids with --ids-field (or give a plain JSON array)",
-                )
-                .with_context(|| what.clone())?
-            };
-            report(&ids, Some(line_no))?;
-            answers += 1;
         }
         if answers == 0 {
             bail!(
-                "{name} has no JSON lines: give one line per answer, a JSON array of token ids \
-                 or an object with them in {ids_field:?}"
+                "{} has no JSON lines: give one line per answer, a JSON array of token ids \
+                 or an object with them in {ids_field:?}",
+                input.name
             );
         }
     }
@@ -153,11 +148,11 @@ fn print_detection(
     if args.json {
         return write_record(out, d, line, &[("retokenized", retokenized.into())]);
     }
-    let verdict = if d.is_watermarked {
-        "WATERMARKED"
-    } else {
-        "not watermarked"
-    };
+    let verdict = format!(
+        "{} at the {} threshold",
+        crate::verdict::word(d.is_watermarked),
+        crate::table::format_threshold(args.threshold)
+    );
     // The verdict is on the exact-or-conservative p-value: show that one, and vLLM's
     // moment-matched p-value beside it where they differ.
     let log10_p = greenmark::stats::ln_to_log10(d.ln_p_value_bound);

@@ -11,6 +11,7 @@ use greenmark::text::Applied;
 use super::Setup;
 use crate::cmd::describe_normalizations;
 use crate::table::{format_p_value, format_threshold};
+use crate::verdict::Facts;
 use greenmark::text::normalizations_json;
 
 /// What every printed result shares: the threshold and which columns apply.
@@ -26,11 +27,21 @@ pub struct Scoring {
     pub json: bool,
 }
 
-fn verdict(scored: &Scored, threshold: f64) -> &'static str {
-    if scored.is_significant(threshold) {
-        "WATERMARKED"
-    } else {
-        "no watermark"
+/// The facts behind the worded verdict: the corrected p-value, the strongest key's counts and
+/// config; "too few tokens" advice for the threshold corrected for the keys (none with span
+/// search, whose correction depends on the windows tried).
+fn facts(scored: &Scored, threshold: f64, setup: &Setup) -> Facts {
+    let d = scored.counts();
+    let keys = setup.keyring.detectors();
+    Facts {
+        significant: scored.is_significant(threshold),
+        p_value: scored.p_value(),
+        log10_p: scored.log10_p_value(),
+        threshold,
+        n_scored: d.n_scored,
+        gamma: d.gamma,
+        delta: keys[scored.strongest_key()].config().delta(),
+        tests: scored.span().is_none().then_some(keys.len() as u64),
     }
 }
 
@@ -81,6 +92,7 @@ impl Scoring {
         line: usize,
         scored: &Scored,
         n_tokens: usize,
+        setup: &Setup,
     ) -> Result<()> {
         let d = scored.counts();
         write!(
@@ -98,7 +110,7 @@ impl Scoring {
         if self.several_keys {
             write!(out, "{:<16}  ", d.key_id.to_string())?;
         }
-        writeln!(out, "{}", verdict(scored, self.threshold))?;
+        writeln!(out, "{}", facts(scored, self.threshold, setup).short())?;
         Ok(())
     }
 
@@ -178,14 +190,7 @@ impl Scoring {
             }
         }
         lines.push(("normalized", describe_normalizations(normalizations)));
-        lines.push((
-            "verdict",
-            format!(
-                "{} (p < {})",
-                verdict(scored, self.threshold),
-                format_threshold(self.threshold)
-            ),
-        ));
+        lines.push(("verdict", facts(scored, self.threshold, setup).sentence()));
         for (label, value) in lines {
             writeln!(out, "{label:<11} {value}")?;
         }
