@@ -34,7 +34,7 @@ run() { # NAME ARGS...: one evaluation, its table kept beside its JSON and HTML
   local name=$1; shift
   echo "== $name ($(date -u +%H:%M:%S))"
   /usr/bin/time -f "$name: %e s wall, %M KiB max RSS" "$GM" eval "$@" --paraphrase-texts "$PARA" --perplexity-texts "${PPL:-32}" \
-    --json "$OUT/$name.json" --html "$OUT/$name.html" | tee "$OUT/$name.txt"
+    --json "$OUT/$name.json" -o "$OUT/$name.html" | tee "$OUT/$name.txt"
 }
 
 if [[ $WHAT == corpus || $WHAT == all ]]; then

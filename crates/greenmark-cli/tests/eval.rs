@@ -58,7 +58,7 @@ fn eval_reads_texts_and_writes_table_json_and_html() {
         .args(["--attacks", "clean,upper,invisible:0.2,copy-paste:0.25"])
         .args(["--perplexity-texts", "0", "--seed", "7", "--json"])
         .arg(&json_out)
-        .arg("--html")
+        .arg("-o")
         .arg(&html_out)
         .output()
         .unwrap();

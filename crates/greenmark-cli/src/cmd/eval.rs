@@ -152,7 +152,7 @@ pub struct Args {
     #[arg(long, value_name = "OUT.json")]
     json: Option<String>,
     /// Write an HTML report with ROC plots to this file.
-    #[arg(long, value_name = "OUT.html")]
+    #[arg(short = 'o', long = "output", alias = "html", value_name = "OUT.html")]
     html: Option<PathBuf>,
     #[command(flatten)]
     tokenizer: TokenizerArgs,
