@@ -328,6 +328,12 @@ fn libc_sigpipe() -> i32 {
 fn errors_are_one_line_with_backtraces_on() {
     let dir = tempfile::tempdir().unwrap();
     let bad = write(dir.path(), "bad.json", "{\"version\": 1}");
+    // Private, as a key file should be: a readable one adds its own warning line.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     for args in [
         vec![
             "detect".to_string(),
