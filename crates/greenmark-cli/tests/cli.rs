@@ -120,6 +120,28 @@ fn a_key_file_readable_by_others_is_warned_about() {
         "{out:?}"
     );
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // `serve` warns about the key files of its config too (before anything else can fail).
+    let config = dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ntokenizer = \"{}\"\nkeys = [{:?}]\n",
+            dir.path().join("missing-tokenizer.json").display(),
+            key.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = greenmark()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: key file") && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
     let out = detect(&key);
     assert!(out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);

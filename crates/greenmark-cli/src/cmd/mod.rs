@@ -91,12 +91,17 @@ pub fn load_model(path: Option<&PathBuf>) -> Result<(PathBuf, greenmark_lm::Lm)>
     Ok((path, lm))
 }
 
-/// Reads a key file, with messages that say how to get a good one; warns on stderr when users
-/// other than its owner may read it.
-pub fn load_key_file(path: &Path) -> Result<KeyFile> {
+/// Warns on stderr when users other than its owner may read the key file at `path`.
+pub fn warn_if_readable(path: &Path) {
     if let Some(loose) = greenmark::files::loose_permissions(path) {
         eprintln!("warning: {loose}");
     }
+}
+
+/// Reads a key file, with messages that say how to get a good one; warns on stderr when users
+/// other than its owner may read it.
+pub fn load_key_file(path: &Path) -> Result<KeyFile> {
+    warn_if_readable(path);
     if !path.exists() {
         bail!(
             "key file {} does not exist: create one with `greenmark keygen -o {}`",

@@ -35,6 +35,16 @@ pub fn run(args: Args) -> Result<()> {
         };
         generation.model = ModelChoice::Path(model);
     }
+    // The service loads its key files itself; the warning is the CLI's, as for every command.
+    let generation_key = config.generation.as_ref().map(|g| g.key.as_path());
+    for path in config
+        .keys
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(generation_key)
+    {
+        super::warn_if_readable(path);
+    }
     let service = Arc::new(Service::new(&config)?);
     let runtime = greenmark_serve::runtime().context("cannot start the async runtime")?;
     runtime.block_on(async move {
