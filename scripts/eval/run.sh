@@ -17,6 +17,8 @@
 # Generated configs share their plain answers: per temperature the first config generates
 # watermarked and plain answers, the others only watermarked ones (`eval --generate N --plain`),
 # so every config is compared with the same human-free baseline and generation costs half.
+# PLAIN (a plain.jsonl saved by an earlier run at the same temperature) skips that generation,
+# so configs can be added later against the committed baseline.
 # KGW configs are also scored by the span search (`eval --span 16`) on copy-paste, from the
 # saved texts (no model).
 set -euo pipefail
@@ -63,7 +65,7 @@ if [[ $WHAT == generated || $WHAT == all ]]; then
   # transformers' documented example config: ngram_len 5, depth 9, the default 2^16 table.
   [[ -f $KEYS/synthid.json ]] || echo '{"ngram_len": 5, "keys": [654, 400, 836, 123, 340, 443, 597, 160, 57], "sampling_table_size": 65536, "sampling_table_seed": 0, "context_history_size": 1024, "skip_first_ngram_calls": false, "debug_mode": false}' > "$KEYS/synthid.json"
   for temp in ${TEMPS:-0.7 1}; do
-    plain=""
+    plain=${PLAIN:-}
     for name in ${CONFIGS:-lefthash-h1-d2 lefthash-h1-d3 lefthash-h2-d2 lefthash-h2-d3 selfhash-d2 selfhash-d3 minhash-d2 minhash-d3 gumbel synthid}; do
       case $name in
         gumbel) mark=(--vllm-config "$KEYS/gumbel.json") ;;
