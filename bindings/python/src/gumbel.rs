@@ -3,7 +3,7 @@
 
 use greenmark::gumbel::{
     Algorithm, ContextDedup, GumbelConfig, GumbelDetection, GumbelDetector, GumbelKey,
-    GumbelRequest, GumbelWatermarker, VllmWatermarkConfig,
+    GumbelRequest, GumbelWatermarker, PartialContexts, VllmWatermarkConfig,
 };
 use greenmark::Error;
 use numpy::PyUntypedArrayMethods;
@@ -39,6 +39,7 @@ pub(crate) fn gumbel_config(
     context_width: usize,
     deduplicate_contexts: &str,
     max_history: Option<usize>,
+    partial_contexts: &str,
 ) -> PyResult<GumbelConfig> {
     let mut config = GumbelConfig::new(algorithm.parse::<Algorithm>().map_err(to_py)?);
     config.alpha = alpha;
@@ -47,6 +48,7 @@ pub(crate) fn gumbel_config(
         .parse::<ContextDedup>()
         .map_err(to_py)?;
     config.max_history = max_history;
+    config.partial_contexts = partial_contexts.parse::<PartialContexts>().map_err(to_py)?;
     config.validate().map_err(to_py)?;
     Ok(config)
 }
@@ -156,7 +158,7 @@ impl PyGumbelDetector {
         dedup: bool,
         threshold: f64,
     ) -> PyResult<Self> {
-        let config = gumbel_config(algorithm, alpha, context_width, "single_turn", None)?;
+        let config = gumbel_config(algorithm, alpha, context_width, "single_turn", None, "skip")?;
         let detector = GumbelDetector::new(gumbel_key(key)?, config)
             .and_then(|d| d.with_dedup(dedup).with_threshold(threshold))
             .map_err(to_py)?;
@@ -222,6 +224,8 @@ impl PyGumbelDetector {
 }
 
 /// The Gumbel-max sampling rule, for generation loops outside vLLM (transformers, llama.cpp).
+/// `partial_contexts="skip"` (the default, as vLLM 0.34 serves) samples the first
+/// `context_width` positions normally; "watermark" marks them too, as vLLM 0.33 did.
 #[pyclass(name = "GumbelWatermarker", module = "greenmark._greenmark", frozen)]
 pub(crate) struct PyGumbelWatermarker(GumbelWatermarker);
 
@@ -306,7 +310,7 @@ impl PyGumbelRequest {
 #[pymethods]
 impl PyGumbelWatermarker {
     #[new]
-    #[pyo3(signature = (key, *, algorithm="gumbel", alpha=0.1, context_width=4, deduplicate_contexts="single_turn", max_history=Some(8192)))]
+    #[pyo3(signature = (key, *, algorithm="gumbel", alpha=0.1, context_width=4, deduplicate_contexts="single_turn", max_history=Some(8192), partial_contexts="skip"))]
     fn new(
         key: &Bound<'_, PyAny>,
         algorithm: &str,
@@ -314,6 +318,7 @@ impl PyGumbelWatermarker {
         context_width: usize,
         deduplicate_contexts: &str,
         max_history: Option<usize>,
+        partial_contexts: &str,
     ) -> PyResult<Self> {
         let config = gumbel_config(
             algorithm,
@@ -321,6 +326,7 @@ impl PyGumbelWatermarker {
             context_width,
             deduplicate_contexts,
             max_history,
+            partial_contexts,
         )?;
         GumbelWatermarker::new(gumbel_key(key)?, config)
             .map(PyGumbelWatermarker)

@@ -65,7 +65,7 @@ impl PyRadioactivityTest {
         dedup: bool,
     ) -> PyResult<Self> {
         let keys = keys.iter().map(gumbel_key).collect::<PyResult<Vec<_>>>()?;
-        let config = gumbel_config("gumbel", 0.0, context_width, "single_turn", None)?;
+        let config = gumbel_config("gumbel", 0.0, context_width, "single_turn", None, "skip")?;
         let options = options(max_tuples, dedup);
         py.enter(|| RadioactivityTest::gumbel(&keys, config, vocab_size, options))
             .map(PyRadioactivityTest)

@@ -48,8 +48,14 @@ def test_all_23_cases_detect_as_vllm():
 def test_all_23_cases_generate_as_vllm():
     for c in CASES:
         common = dict(algorithm=c["scheme"], alpha=c["gen_alpha"], context_width=c["context_width"])
+        # vLLM's goldens come from its CPU reference path, which marks the first positions
+        # (as vLLM 0.33 served; 0.34's server skips them, greenmark's default).
         wm = GumbelWatermarker(
-            c["key"], deduplicate_contexts=c["gen_dedup"], max_history=c["max_history"], **common
+            c["key"],
+            deduplicate_contexts=c["gen_dedup"],
+            max_history=c["max_history"],
+            partial_contexts="watermark",
+            **common,
         )
         generated = []
         for pos in range(c["n_steps"]):
@@ -66,8 +72,14 @@ def test_all_23_cases_generate_as_vllm_through_a_kept_request():
     """The same goldens through `request()`: one state across steps, no replay."""
     for c in CASES:
         common = dict(algorithm=c["scheme"], alpha=c["gen_alpha"], context_width=c["context_width"])
+        # vLLM's goldens come from its CPU reference path, which marks the first positions
+        # (as vLLM 0.33 served; 0.34's server skips them, greenmark's default).
         wm = GumbelWatermarker(
-            c["key"], deduplicate_contexts=c["gen_dedup"], max_history=c["max_history"], **common
+            c["key"],
+            deduplicate_contexts=c["gen_dedup"],
+            max_history=c["max_history"],
+            partial_contexts="watermark",
+            **common,
         )
         request = wm.request(c["prompt"])
         for pos in range(c["n_steps"]):
@@ -81,6 +93,21 @@ def test_all_23_cases_generate_as_vllm_through_a_kept_request():
         assert 0 < request.n_watermarked <= c["n_steps"]
     with pytest.raises(ValueError, match="padding"):
         GumbelWatermarker(1).request().push(2**32 - 1)
+
+
+def test_first_positions_follow_vllm_034_unless_asked():
+    """vLLM 0.34 samples the first context_width positions normally (their contexts hold
+    padding); partial_contexts="watermark" marks them as 0.33 did."""
+    for partial, want in (("skip", [False] * 4 + [True] * 3), ("watermark", [True] * 7)):
+        wm = GumbelWatermarker(42, partial_contexts=partial)
+        marks = [wm.is_watermarked_position(list(range(1, n + 1))) for n in range(7)]
+        assert marks == want, partial
+        request = wm.request([5, 6, 7])
+        for t in range(1, 8):
+            request.push(t)
+        assert request.n_watermarked == sum(want)
+    with pytest.raises(greenmark.ConfigError, match='partial_contexts must be "skip"'):
+        GumbelWatermarker(42, partial_contexts="0.33")
 
 
 def test_log_p_where_the_float_underflows_matches_mpmath_and_scipy():

@@ -196,7 +196,37 @@ fn eval_generates_on_the_real_model_with_paraphrase_and_perplexity() {
     for kind in ["watermarked", "plain"] {
         let ppl = json["perplexity"][kind]["median"].as_f64().unwrap();
         assert!(ppl.is_finite() && ppl >= 1.0, "{json}");
+        assert_eq!(
+            json["perplexity"][kind]["per_text"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
     }
+    // The gap of the mean log-perplexities, from the per-text figures: 2 + 2 texts have 6
+    // splits, so the permutation p-value is exact (a multiple of 1/6).
+    let gap = &json["perplexity"]["gap"];
+    let ln_mean = |kind: &str| {
+        let v = json["perplexity"][kind]["per_text"].as_array().unwrap();
+        v.iter().map(|p| p.as_f64().unwrap().ln()).sum::<f64>() / v.len() as f64
+    };
+    let diff = gap["diff"].as_f64().unwrap();
+    assert!(
+        (diff - (ln_mean("watermarked") - ln_mean("plain"))).abs() < 1e-9,
+        "{gap}"
+    );
+    assert_eq!(gap["p_value_method"], "exact permutation");
+    let p = gap["p_value"].as_f64().unwrap();
+    assert!(
+        (p * 6.0 - (p * 6.0).round()).abs() < 1e-9 && p > 0.0,
+        "{gap}"
+    );
+    let ci = gap["ci95"].as_array().unwrap();
+    assert!(
+        ci[0].as_f64().unwrap() <= diff && diff <= ci[1].as_f64().unwrap(),
+        "{gap}"
+    );
     // The saved texts evaluate again without generation (and keep their prompts).
     let saved = std::fs::read_to_string(dir.path().join("watermarked.jsonl")).unwrap();
     assert_eq!(saved.lines().count(), 2);

@@ -24,9 +24,13 @@ mod rate;
 
 use greenmark::gumbel::{Algorithm, GumbelConfig, GumbelDetector, GumbelKey};
 use greenmark::synthetic::ZipfLm;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rate::{RateTest, MIN_POWER};
+
+#[path = "common/trials.rs"]
+mod trials;
+use trials::trials;
 
 const VOCAB: u32 = 49152;
 /// Null texts per case.
@@ -35,7 +39,6 @@ const TEXTS: u64 = 71_000;
 const LEVEL: f64 = 1e-3;
 /// A second level, checked with the same bounds (its power is higher still).
 const LEVEL_2: f64 = 1e-2;
-const THREADS: usize = 2;
 
 #[derive(Clone, Copy, Debug)]
 enum Source {
@@ -66,33 +69,6 @@ fn text(source: Source, lm: &ZipfLm, rng: &mut ChaCha8Rng) -> Vec<u32> {
     }
 }
 
-/// Runs `f(rng)` for `n` trials on THREADS threads, trial `i` with its own RNG (seed, stream
-/// `i`), so the results do not depend on the thread count; returns them in trial order.
-fn trials<T: Send>(n: u64, seed: u64, f: impl Fn(&mut ChaCha8Rng) -> T + Sync) -> Vec<T> {
-    let chunks: Vec<Vec<T>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..THREADS as u64)
-            .map(|t| {
-                let f = &f;
-                scope.spawn(move || {
-                    (t..n)
-                        .step_by(THREADS)
-                        .map(|i| {
-                            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                            rng.set_stream(i);
-                            f(&mut rng)
-                        })
-                        .collect::<Vec<T>>()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let mut iters: Vec<_> = chunks.into_iter().map(Vec::into_iter).collect();
-    (0..n as usize)
-        .map(|i| iters[i % THREADS].next().unwrap())
-        .collect()
-}
-
 /// What the tests read from one detection.
 #[derive(Clone, Copy)]
 struct Outcome {
@@ -113,7 +89,7 @@ fn outcomes(
     texts: u64,
 ) -> Vec<Outcome> {
     let lm = ZipfLm::new(VOCAB, 1.1).unwrap();
-    trials(texts, seed, |rng| {
+    trials(texts as usize, seed, |_, rng| {
         let key = GumbelKey::vllm(rng.gen());
         let tokens = text(source, &lm, rng);
         let d = GumbelDetector::new(key, config)
@@ -252,7 +228,7 @@ fn dual_key_verdict_is_conservative_under_the_null() {
         .with_threshold(LEVEL)
         .unwrap();
     for (i, n) in [10u64, 100].into_iter().enumerate() {
-        let runs = trials(TEXTS, 300 + i as u64, |rng| {
+        let runs = trials(TEXTS as usize, 300 + i as u64, |_, rng| {
             let exp = |rng: &mut ChaCha8Rng| -(-rng.gen::<f64>()).ln_1p();
             let score: f64 = (0..n).map(|_| 0.7 * exp(rng) + 0.3 * exp(rng)).sum();
             let d = detector.summarize(n as usize, n, score);

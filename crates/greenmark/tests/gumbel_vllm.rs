@@ -1,4 +1,4 @@
-//! vLLM 0.33 compatibility of the Gumbel family: every case of vLLM's own known answers
+//! vLLM 0.33 / 0.34 compatibility of the Gumbel family: every case of vLLM's own known answers
 //! (`tests/vectors/vllm-watermarking-goldens.json`) reproduces — generated tokens exact on
 //! vLLM's synthetic fixture logits, scored counts exact, score and p-value within rtol 1e-9 —
 //! plus the Philox PRF vectors, and the log-space gamma tail against an independent
@@ -6,7 +6,7 @@
 
 use greenmark::gumbel::{
     argmax, philox::PhiloxPrf, Algorithm, ContextDedup, GumbelConfig, GumbelDetector, GumbelKey,
-    GumbelWatermarker, PAD,
+    GumbelWatermarker, PartialContexts, PAD,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -56,6 +56,9 @@ fn config(case: &Value, alpha_field: &str) -> GumbelConfig {
         other => panic!("unknown dedup {other}"),
     };
     config.max_history = case["max_history"].as_u64().map(|h| h as usize);
+    // vLLM's goldens are written by its CPU reference path, which watermarks the first
+    // positions as vLLM 0.33 served them (0.34's server skips them).
+    config.partial_contexts = PartialContexts::Watermark;
     config
 }
 
@@ -271,6 +274,7 @@ fn bad_configs_say_what_to_fix() {
         ),
         (r#"{"key": 1, "prf": "hmac"}"#, "prf must be"),
         (r#"{"key": 1, "colour": "green"}"#, "unknown field `colour`"),
+        (r#"{"key": 1, "enforce": "yes"}"#, "enforce"),
     ] {
         let e = VllmWatermarkConfig::from_json(json)
             .unwrap_err()
@@ -284,6 +288,14 @@ fn bad_configs_say_what_to_fix() {
     .unwrap();
     assert_eq!(ok.config.context_width, 4);
     assert_eq!(ok.config.max_history, None);
+    // vLLM 0.34's config, as its docs write it: `enforce` is a server setting, read and unused.
+    let v034 = VllmWatermarkConfig::from_json(
+        r#"{"key": 7, "algorithm": "gumbel", "context_width": 4, "enforce": true,
+            "deduplicate_contexts": "single_turn", "deduplicate_contexts_max_history": 8192}"#,
+    )
+    .unwrap();
+    assert_eq!(v034.config, GumbelConfig::default());
+    assert_eq!(v034.config.partial_contexts, PartialContexts::Skip);
     let mut config = GumbelConfig::default();
     config.max_history = Some(0);
     assert!(GumbelWatermarker::new(GumbelKey::vllm(1), config).is_err());

@@ -10,36 +10,14 @@ use greenmark::{Detector, Key, Scheme, SpanOptions, WatermarkConfig, Watermarker
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+#[path = "common/trials.rs"]
+mod trials;
+use trials::trials;
+
 const VOCAB: u32 = 4096;
 const EXPONENT: f64 = 1.5;
-const THREADS: usize = 2;
 /// The detection threshold of the power tests.
 const LOG10_THRESHOLD: f64 = -6.0;
-
-/// Runs `f(i, rng)` for `i in 0..n` on THREADS threads, with an RNG per trial (seed, stream
-/// `i`), and returns the results in order.
-fn trials<T: Send>(n: usize, seed: u64, f: impl Fn(usize, &mut ChaCha8Rng) -> T + Sync) -> Vec<T> {
-    let chunks: Vec<Vec<T>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let f = &f;
-                scope.spawn(move || {
-                    (t..n)
-                        .step_by(THREADS)
-                        .map(|i| {
-                            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                            rng.set_stream(i as u64);
-                            f(i, &mut rng)
-                        })
-                        .collect::<Vec<T>>()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let mut iters: Vec<_> = chunks.into_iter().map(Vec::into_iter).collect();
-    (0..n).map(|i| iters[i % THREADS].next().unwrap()).collect()
-}
 
 /// A few keys, drawn from a seeded RNG: trial `i` uses key `i % KEYS`.
 const KEYS: usize = 8;

@@ -18,12 +18,15 @@
 
 #[path = "common/rate.rs"]
 mod rate;
+#[path = "common/trials.rs"]
+mod trials;
 
 use greenmark::stats::{binomial_tail_ln, TailMethod};
 use greenmark::synthid::{SynthIdConfig, SynthIdDetector, SynthIdTable};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rate::{RateTest, MIN_POWER};
+use trials::trials;
 
 const TOKENIZER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -111,27 +114,7 @@ fn p_values_are_uniform_or_conservative_on_human_text() {
     let test = RateTest::new(TRIALS, LEVEL);
     let power = test.rejects_with(2.0 * LEVEL);
     assert!(power >= MIN_POWER, "power {power}");
-    let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..2u64)
-            .map(|t| {
-                let (ids, tables) = (&ids, &tables);
-                scope.spawn(move || {
-                    (t..TRIALS)
-                        .step_by(2)
-                        .map(|i| {
-                            let mut rng = ChaCha8Rng::seed_from_u64(2024);
-                            rng.set_stream(i);
-                            trial(ids, tables, &mut rng)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    });
+    let outcomes: Vec<Outcome> = trials(TRIALS as usize, 2024, |_, rng| trial(&ids, &tables, rng));
     let ln_level = LEVEL.ln();
     let mean = outcomes.iter().filter(|o| o.ln_mean <= ln_level).count() as u64;
     let weighted = outcomes

@@ -17,6 +17,8 @@
 
 #[path = "common/rate.rs"]
 mod rate;
+#[path = "common/trials.rs"]
+mod trials;
 
 use greenmark::stats::TailMethod;
 use greenmark::synthetic::{sample, ZipfLm};
@@ -29,6 +31,7 @@ use num_traits::{ToPrimitive, Zero};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rate::{RateTest, MIN_POWER};
+use trials::trials;
 
 fn table(size: usize, seed: u64, ngram_len: usize, keys: Vec<i64>) -> SynthIdTable {
     let mut c = SynthIdConfig::new(ngram_len, keys).unwrap();
@@ -85,7 +88,7 @@ fn p_values_equal_the_fraction_of_key_tuples_brute_force() {
     for trial in 0..40 {
         let depth = 1 + trial % 3;
         let n = 2 + trial % 4;
-        let keys = distinct_keys(depth, &mut rng);
+        let keys = distinct_keys(depth, rng);
         let t = table(size, trial as u64, n, keys);
         let len = rng.gen_range(n..40);
         let ids: Vec<u32> = (0..len).map(|_| rng.gen_range(0..30)).collect();
@@ -170,7 +173,7 @@ fn mean_score_matches_exact_big_integer_convolution_on_the_default_table() {
     .iter()
     .enumerate()
     {
-        let keys = distinct_keys(depth, &mut rng);
+        let keys = distinct_keys(depth, rng);
         let t = table(size, trial as u64, 3, keys.clone());
         let mut ids: Vec<u32> = (0..len).map(|_| rng.gen_range(0..5000)).collect();
         if watermark_like {
@@ -271,43 +274,23 @@ fn false_positive_rate_on_human_text_is_at_most_the_level() {
     let tables: Vec<SynthIdTable> = (0..2u64)
         .flat_map(|seed| (2..=5).map(move |n| table(1 << 16, seed, n, vec![1])))
         .collect();
-    let outcomes: Vec<(f64, f64, bool)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..2u64)
-            .map(|th| {
-                let (ids, tables) = (&ids, &tables);
-                scope.spawn(move || {
-                    (th..TRIALS)
-                        .step_by(2)
-                        .map(|i| {
-                            let mut rng = ChaCha8Rng::seed_from_u64(2025);
-                            rng.set_stream(i);
-                            let len = rng.gen_range(50..=400);
-                            let start = rng.gen_range(0..ids.len() - len);
-                            let depth = rng.gen_range(1..=30);
-                            let n = rng.gen_range(2..=5usize);
-                            let keys = distinct_keys(depth, &mut rng);
-                            let t = tables[4 * (i as usize % 2) + n - 2]
-                                .with_keys(keys)
-                                .unwrap();
-                            let d = SynthIdDetector::from_table(t)
-                                .unwrap()
-                                .detect(&ids[start..start + len])
-                                .unwrap();
-                            assert_eq!(d.null, SynthIdNull::ShiftExact);
-                            (
-                                d.mean.ln_p_value,
-                                d.weighted.ln_p_value,
-                                d.weighted.method == TailMethod::Chernoff,
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
+    let outcomes: Vec<(f64, f64, bool)> = trials(TRIALS as usize, 2025, |i, rng| {
+        let len = rng.gen_range(50..=400);
+        let start = rng.gen_range(0..ids.len() - len);
+        let depth = rng.gen_range(1..=30);
+        let n = rng.gen_range(2..=5usize);
+        let keys = distinct_keys(depth, rng);
+        let t = tables[4 * (i % 2) + n - 2].with_keys(keys).unwrap();
+        let d = SynthIdDetector::from_table(t)
+            .unwrap()
+            .detect(&ids[start..start + len])
+            .unwrap();
+        assert_eq!(d.null, SynthIdNull::ShiftExact);
+        (
+            d.mean.ln_p_value,
+            d.weighted.ln_p_value,
+            d.weighted.method == TailMethod::Chernoff,
+        )
     });
     let chernoff = outcomes.iter().filter(|o| o.2).count();
     for level in [1e-2, 1e-3] {

@@ -280,6 +280,7 @@ class GumbelWatermarker:
         context_width: int = 4,
         deduplicate_contexts: str = "single_turn",
         max_history: Optional[int] = 8192,
+        partial_contexts: str = "skip",
     ) -> None: ...
     @property
     def scheme(self) -> str: ...

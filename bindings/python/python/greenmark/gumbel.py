@@ -1,6 +1,6 @@
 """The Gumbel-max watermark family, bit-compatible with vLLM's native watermark.
 
-vLLM (0.33) marks text when served with ``--watermark-config '{"key": ..., "algorithm":
+vLLM (0.33, 0.34) marks text when served with ``--watermark-config '{"key": ..., "algorithm":
 "gumbel"}'``. :class:`GumbelDetector` detects it in the served token ids (the Rust core,
 GIL released), with the p-value in log space: ``log10_p_value`` stays finite where vLLM's own
 float p-value underflows to 0. :class:`GumbelWatermarker` applies the same sampling rule in

@@ -575,29 +575,45 @@ fn perplexity(
     let options = ReadingOptions::default();
     let total: usize = w.iter().chain(&p).map(|(a, b)| a.len() + b.len()).sum();
     let bar = progress::bar(total as u64, "perplexity", "positions");
-    let mut side = |texts: &[(Vec<u32>, Vec<u32>)]| -> Result<serde_json::Value> {
+    let mut side = |texts: &[(Vec<u32>, Vec<u32>)]| -> Result<(serde_json::Value, Vec<f64>)> {
         let lps = lm.token_ln_probs(texts, &options, &mut |k| bar.inc(k as u64))?;
         let ppl: Vec<f64> = lps
             .iter()
             .filter_map(|l| greenmark::eval::metrics::perplexity(l))
             .collect();
         let all: Vec<f64> = lps.iter().flatten().copied().collect();
-        Ok(json!({
+        let summary = json!({
             "n_texts": ppl.len(),
             "median": greenmark::eval::metrics::median(&ppl),
             "mean": ppl.iter().sum::<f64>() / ppl.len().max(1) as f64,
             "pooled": greenmark::eval::metrics::perplexity(&all),
-        }))
+            "per_text": ppl,
+        });
+        Ok((summary, ppl.iter().map(|p| p.ln()).collect()))
     };
-    let (wj, pj) = (side(&w)?, side(&p)?);
+    let ((wj, w_ln), (pj, p_ln)) = (side(&w)?, side(&p)?);
     bar.finish_and_clear();
+    // Is the gap more than the draw of texts? Mean log-perplexity, permutation p, bootstrap CI.
+    let gap = greenmark::eval::gap::mean_gap(&w_ln, &p_ln, GAP_RESAMPLES, args.seed);
     Ok(json!({
         "oracle": "the embedded model itself (the generator): it favours its own samples, so \
                    both figures are low and the gap is what the watermark's bias costs",
         "watermarked": wj,
         "plain": pj,
+        "gap": gap.map(|g| json!({
+            "statistic": "mean per-text log-perplexity, watermarked minus plain (nats per token)",
+            "diff": g.diff,
+            "ci95": [g.ci95.0, g.ci95.1],
+            "ci95_method": "percentile bootstrap (approximate)",
+            "p_value": g.p_value,
+            "p_value_method": if g.exact { "exact permutation" } else { "Monte Carlo permutation, (1 + hits) / (1 + B): valid" },
+            "resamples": g.resamples,
+        })),
     }))
 }
+
+/// Permutations and bootstrap resamples of the perplexity gap (milliseconds for 100 texts).
+const GAP_RESAMPLES: usize = 20_000;
 
 fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
@@ -683,6 +699,17 @@ fn render_table(
                 p["n_texts"],
                 opt(w["median"].as_f64(), 2),
                 opt(p["median"].as_f64(), 2)
+            );
+        }
+        if let Some(g) = ppl.get("gap").filter(|g| !g.is_null()) {
+            let _ = writeln!(
+                out,
+                "perplexity gap (mean log-perplexity, watermarked - plain): {:+.3} nats per token, \
+                 95% CI [{:+.3}, {:+.3}], permutation p = {:.3}",
+                g["diff"].as_f64().unwrap_or(f64::NAN),
+                g["ci95"][0].as_f64().unwrap_or(f64::NAN),
+                g["ci95"][1].as_f64().unwrap_or(f64::NAN),
+                g["p_value"].as_f64().unwrap_or(f64::NAN),
             );
         }
     }

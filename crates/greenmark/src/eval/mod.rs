@@ -53,6 +53,7 @@
 //! ```
 
 pub mod attack;
+pub mod gap;
 pub mod metrics;
 #[cfg(test)]
 mod tests;

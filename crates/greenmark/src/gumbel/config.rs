@@ -6,9 +6,9 @@ use super::philox::PhiloxPrf;
 use crate::error::{Error, Result};
 use crate::key::{Key, KeyId};
 
-/// Scheme id of single-key Gumbel with a vLLM `u64` key (bit-compatible with vLLM 0.33).
+/// Scheme id of single-key Gumbel with a vLLM `u64` key (bit-compatible with vLLM 0.33 and 0.34).
 pub const SCHEME_GUMBEL_VLLM: &str = "greenmark/gumbel-vllm/v1";
-/// Scheme id of dual-key Gumbel with a vLLM `u64` key (bit-compatible with vLLM 0.33).
+/// Scheme id of dual-key Gumbel with a vLLM `u64` key (bit-compatible with vLLM 0.33 and 0.34).
 pub const SCHEME_DUAL_KEY_GUMBEL_VLLM: &str = "greenmark/dual-key-gumbel-vllm/v1";
 /// Scheme id of single-key Gumbel keyed by a greenmark [`Key`].
 pub const SCHEME_GUMBEL: &str = "greenmark/gumbel/v1";
@@ -173,10 +173,51 @@ impl std::str::FromStr for ContextDedup {
     }
 }
 
+/// What generation does at a position whose context still holds padding: the first
+/// `context_width` tokens of an answer, keyed by [`PAD`](super::PAD) plus the few tokens
+/// generated so far.
+///
+/// Such contexts are the same for every answer, so watermarking them draws every answer's
+/// first tokens with the same keyed uniforms: given the same prompt, every answer starts the
+/// same way. vLLM 0.34's serving sampler therefore samples them normally (`contexts < 0`
+/// joins its skip mask); vLLM 0.33 watermarked them (except under `all` dedup), and vLLM's
+/// CPU reference path and its published goldens still do. Detection is unaffected: vLLM's
+/// detector, and greenmark's, score every position either way (an unwatermarked token scores
+/// as under the null, so skipping costs at most `context_width` tokens of evidence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum PartialContexts {
+    /// Sample them normally, as vLLM 0.34 serves (the default).
+    #[default]
+    Skip,
+    /// Watermark them, as vLLM 0.33 served and vLLM's reference goldens are written.
+    Watermark,
+}
+
+impl std::str::FromStr for PartialContexts {
+    type Err = Error;
+    /// `skip` or `watermark`.
+    fn from_str(name: &str) -> Result<PartialContexts> {
+        match name {
+            "skip" => Ok(PartialContexts::Skip),
+            "watermark" => Ok(PartialContexts::Watermark),
+            other => Err(Error::option(
+                "partial_contexts",
+                format!(
+                    "partial_contexts must be \"skip\" (vLLM 0.34) or \"watermark\" (vLLM 0.33), got {other:?}"
+                ),
+            )),
+        }
+    }
+}
+
 /// The generation and detection parameters of a Gumbel watermark (the key aside).
 ///
-/// The defaults are vLLM 0.33's: `gumbel`, alpha 0.1, context width 4, `single_turn` dedup over
-/// the last 8192 positions.
+/// The defaults are vLLM 0.34's: `gumbel`, alpha 0.1, context width 4, `single_turn` dedup over
+/// the last 8192 positions, and the first `context_width` positions not watermarked
+/// ([`PartialContexts::Skip`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub struct GumbelConfig {
@@ -190,6 +231,8 @@ pub struct GumbelConfig {
     pub dedup: ContextDedup,
     /// Most recent positions the dedup search covers, `>= 1`; `None` is the whole scope.
     pub max_history: Option<usize>,
+    /// Whether generation watermarks the positions whose context holds padding.
+    pub partial_contexts: PartialContexts,
 }
 
 impl Default for GumbelConfig {
@@ -200,6 +243,7 @@ impl Default for GumbelConfig {
             context_width: 4,
             dedup: ContextDedup::SingleTurn,
             max_history: Some(8192),
+            partial_contexts: PartialContexts::Skip,
         }
     }
 }
@@ -246,11 +290,14 @@ impl GumbelConfig {
 
 /// A vLLM `--watermark-config` JSON: the key and the [`GumbelConfig`] it describes.
 ///
-/// Reads the fields of vLLM 0.33's `WatermarkConfig`: `key` (required, `0 ..= 2^64-1`),
-/// `algorithm` (`gumbel` | `dual_key_gumbel`; `sbw` is refused), `alpha`, `context_width`
-/// (null = 4), `deduplicate_contexts`, `deduplicate_contexts_max_history` (null = unbounded),
-/// `prf` (`philox`), and accepts and ignores `allow_target_only_watermarking` and the `sbw_*`
-/// fields. Unknown fields are refused, so a typo does not silently fall back to a default.
+/// Reads the fields of vLLM's `WatermarkConfig` (0.33 and 0.34): `key` (required,
+/// `0 ..= 2^64-1`), `algorithm` (`gumbel` | `dual_key_gumbel`; `sbw` is refused), `alpha`,
+/// `context_width` (null = 4), `deduplicate_contexts`, `deduplicate_contexts_max_history`
+/// (null = unbounded), `prf` (`philox`), and accepts and ignores the fields that only steer
+/// vLLM's server: `allow_target_only_watermarking`, `enforce` (0.34: requests cannot opt out)
+/// and the `sbw_*` fields of vLLM's development branch. Unknown fields are refused, so a typo
+/// does not silently fall back to a default. Generation follows vLLM 0.34 at the first
+/// positions ([`PartialContexts::Skip`]); set `config.partial_contexts` to reproduce 0.33.
 ///
 /// ```
 /// use greenmark::gumbel::{Algorithm, VllmWatermarkConfig};
@@ -302,6 +349,7 @@ impl VllmWatermarkConfig {
             "deduplicate_contexts_max_history",
             "prf",
             "allow_target_only_watermarking",
+            "enforce",
             "sbw_scheme",
             "sbw_gamma",
             "sbw_delta",
@@ -365,12 +413,13 @@ impl VllmWatermarkConfig {
             Some(_) => {
                 return Err(o.error(
                     "prf",
-                    "must be \"philox\" (the only PRF vLLM 0.33 has), got another string",
+                    "must be \"philox\" (the only PRF vLLM has), got another string",
                 ))
             }
         }
         // Accepted (vLLM has them) and unused, but still of the right type.
         o.bool("allow_target_only_watermarking")?;
+        o.bool("enforce")?;
         o.str("sbw_scheme", "a string")?;
         o.f64("sbw_gamma", "a number")?;
         o.f64("sbw_delta", "a number")?;
@@ -380,6 +429,7 @@ impl VllmWatermarkConfig {
             context_width,
             dedup,
             max_history,
+            partial_contexts: PartialContexts::Skip,
         };
         config.validate()?;
         Ok(VllmWatermarkConfig {

@@ -1,5 +1,5 @@
-//! The Gumbel-max watermark family, bit-compatible with vLLM 0.33's native watermark
-//! (`vllm serve --watermark-config`, algorithms `gumbel` and `dual_key_gumbel`).
+//! The Gumbel-max watermark family, bit-compatible with vLLM's native watermark (0.33 and
+//! 0.34: `vllm serve --watermark-config`, algorithms `gumbel` and `dual_key_gumbel`).
 //!
 //! Where KGW biases a green list, Gumbel-max watermarking (Aaronson 2022) *chooses* the token
 //! with keyed randomness: every token `t` gets a uniform `u_t` from a keyed PRF of the
@@ -9,8 +9,8 @@
 //!
 //! - [`philox`]: Philox4x32-10, context compression and per-token words as vLLM defines them.
 //! - [`GumbelWatermarker`] / [`GumbelRequest`]: the sampling rule over a logits row, dual-key
-//!   routing, and vLLM's generation-time context dedup (`none`, `single_turn`, `all`, with a
-//!   history bound).
+//!   routing, vLLM's generation-time context dedup (`none`, `single_turn`, `all`, with a
+//!   history bound), and its handling of the first positions ([`PartialContexts`]).
 //! - [`GumbelDetector`]: per-token scores, dedup of repeated contexts, and the `Gamma(n, 1)`
 //!   tail in log space, so `log10 p` is reported where vLLM's float p-value underflows to 0.
 //! - [`VllmWatermarkConfig`]: reads vLLM's `--watermark-config` JSON.
@@ -41,8 +41,8 @@ pub mod philox;
 mod sample;
 
 pub use config::{
-    dual_subkey, Algorithm, ContextDedup, GumbelConfig, GumbelKey, VllmWatermarkConfig,
-    MAX_CONTEXT_WIDTH, MIN_RECOMMENDED_HISTORY, SCHEME_DUAL_KEY_GUMBEL,
+    dual_subkey, Algorithm, ContextDedup, GumbelConfig, GumbelKey, PartialContexts,
+    VllmWatermarkConfig, MAX_CONTEXT_WIDTH, MIN_RECOMMENDED_HISTORY, SCHEME_DUAL_KEY_GUMBEL,
     SCHEME_DUAL_KEY_GUMBEL_VLLM, SCHEME_GUMBEL, SCHEME_GUMBEL_VLLM,
 };
 pub(crate) use detect::gamma_tail_ln;

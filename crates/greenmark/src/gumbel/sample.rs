@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use hashbrown::HashTable;
 
-use super::config::{Algorithm, ContextDedup, GumbelConfig, GumbelKey};
+use super::config::{Algorithm, ContextDedup, GumbelConfig, GumbelKey, PartialContexts};
 use super::philox::{word_to_uniform, PhiloxPrf, PAD};
 use crate::error::{Error, Result};
 
@@ -237,13 +237,15 @@ impl ContextIndex {
 }
 
 /// One request's generation state: its tokens so far and the dedup history, deciding per
-/// position whether to watermark (vLLM's `repeated_context_mask`).
+/// position whether to watermark (vLLM's skip mask: `repeated_context_mask` and, from vLLM
+/// 0.34, `contexts < 0`).
 ///
-/// * `none`: every position is watermarked.
+/// * The first `w` generated positions (contexts holding padding) are sampled normally
+///   under [`PartialContexts::Skip`] (the default, vLLM 0.34) and under `all`.
+/// * `none`: no other position is skipped.
 /// * `single_turn`: a position whose context (the `w` generated tokens before it, padded)
 ///   occurred at one of the `max_history` previous generated positions is sampled normally.
-/// * `all`: the prompt is searched too, and the first `w` generated positions are sampled
-///   normally.
+/// * `all`: the prompt is searched too.
 #[derive(Debug, Clone)]
 pub struct GumbelRequest<'a> {
     /// Borrowed ([`GumbelWatermarker::request`]) or owned
@@ -333,18 +335,20 @@ impl GumbelRequest<'_> {
         let w = config.context_width;
         // Position of the next token in the dedup scope; its context is padded[pos..pos + w].
         let pos = self.padded.len() - w;
-        let decided = match config.dedup {
-            ContextDedup::None => true,
+        let partial = self.padded.len() - self.start < w
+            && (config.partial_contexts == PartialContexts::Skip
+                || config.dedup == ContextDedup::All);
+        let repeated = match config.dedup {
+            ContextDedup::None => false,
             _ => {
+                // Every position enters the history, skipped or not, as in vLLM.
                 let earlier = self.index.insert(&self.padded, w, pos);
                 // vLLM searches the last `max_history` of the `pos` earlier positions.
                 let window_start = config.max_history.map_or(0, |h| pos.saturating_sub(h));
-                let repeated = earlier.is_some_and(|p| p >= window_start);
-                let partial =
-                    config.dedup == ContextDedup::All && self.padded.len() - self.start < w;
-                !(repeated || partial)
+                earlier.is_some_and(|p| p >= window_start)
             }
         };
+        let decided = !(repeated || partial);
         self.next = Some(decided);
         decided
     }
@@ -430,6 +434,7 @@ mod tests {
         let config = GumbelConfig {
             context_width: 1,
             max_history: Some(2),
+            partial_contexts: PartialContexts::Watermark,
             ..GumbelConfig::default()
         };
         let wm = GumbelWatermarker::new(GumbelKey::vllm(1), config).unwrap();
@@ -449,5 +454,40 @@ mod tests {
         // Context 7 was last at position 1, three positions back: outside the window of 2.
         r.push(7);
         assert!(r.next_is_watermarked());
+    }
+
+    /// vLLM 0.34 skips the first `w` positions (their contexts hold padding) in every dedup
+    /// mode; 0.33 only under `all`.
+    #[test]
+    fn partial_contexts_are_skipped_unless_asked_for() {
+        for dedup in [
+            ContextDedup::None,
+            ContextDedup::SingleTurn,
+            ContextDedup::All,
+        ] {
+            for partial in [PartialContexts::Skip, PartialContexts::Watermark] {
+                let config = GumbelConfig {
+                    context_width: 3,
+                    dedup,
+                    partial_contexts: partial,
+                    ..GumbelConfig::default()
+                };
+                let wm = GumbelWatermarker::new(GumbelKey::vllm(1), config).unwrap();
+                let mut r = wm.request(&[9, 9, 9]);
+                let mut marks = Vec::new();
+                for t in [1, 2, 3, 4, 5] {
+                    marks.push(r.next_is_watermarked());
+                    r.push(t);
+                }
+                let skip_first = partial == PartialContexts::Skip || dedup == ContextDedup::All;
+                let want = if skip_first {
+                    [false, false, false, true, true]
+                } else {
+                    [true; 5]
+                };
+                assert_eq!(marks, want, "{dedup:?} {partial:?}");
+                assert_eq!(r.n_watermarked(), if skip_first { 2 } else { 5 });
+            }
+        }
     }
 }
