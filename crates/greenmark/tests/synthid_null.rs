@@ -88,7 +88,7 @@ fn p_values_equal_the_fraction_of_key_tuples_brute_force() {
     for trial in 0..40 {
         let depth = 1 + trial % 3;
         let n = 2 + trial % 4;
-        let keys = distinct_keys(depth, rng);
+        let keys = distinct_keys(depth, &mut rng);
         let t = table(size, trial as u64, n, keys);
         let len = rng.gen_range(n..40);
         let ids: Vec<u32> = (0..len).map(|_| rng.gen_range(0..30)).collect();
@@ -173,7 +173,7 @@ fn mean_score_matches_exact_big_integer_convolution_on_the_default_table() {
     .iter()
     .enumerate()
     {
-        let keys = distinct_keys(depth, rng);
+        let keys = distinct_keys(depth, &mut rng);
         let t = table(size, trial as u64, 3, keys.clone());
         let mut ids: Vec<u32> = (0..len).map(|_| rng.gen_range(0..5000)).collect();
         if watermark_like {

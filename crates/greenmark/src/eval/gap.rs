@@ -181,10 +181,11 @@ mod tests {
             "{}",
             exact.p_value
         );
-        let mc = mean_gap(&a, &b, 200_000, 2).unwrap();
+        // Fewer resamples than splits: the Monte Carlo path.
+        let mc = mean_gap(&a, &b, 3000, 2).unwrap();
         assert!(!mc.exact);
-        let se = (exact.p_value * (1.0 - exact.p_value) / 200_000.0).sqrt();
-        assert!((mc.p_value - exact.p_value).abs() < 5.0 * se + 1e-5);
+        let se = (exact.p_value * (1.0 - exact.p_value) / 3000.0).sqrt();
+        assert!((mc.p_value - exact.p_value).abs() < 5.0 * se, "{mc:?} {exact:?}");
     }
 
     /// Under the null (both groups from one distribution), P(p <= 0.05) <= 0.05: the Monte
@@ -220,7 +221,7 @@ mod tests {
         let gap = mean_gap(&a, &b, 20_000, 3).unwrap();
         assert!(gap.p_value < 1e-3, "{gap:?}");
         assert!(gap.ci95.0 < gap.diff && gap.diff < gap.ci95.1);
-        assert!(gap.ci95.0 > 0.2 && gap.ci95.1 < 0.45, "{gap:?}");
+        assert!(gap.ci95.0 > 0.1 && gap.ci95.1 < 0.55, "{gap:?}");
     }
 
     #[test]
