@@ -43,7 +43,10 @@ def main():
     torch.set_num_threads(torch.get_num_threads())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("\ndetection (per call; tokens/s)")
-    print(f"{'tokens':>7} {'depth':>5} {'transformers g-values+masks':>28} {'greenmark detect':>18} {'ratio':>8}")
+    print(
+        f"{'tokens':>7} {'depth':>5} {'transformers g-values+masks':>28} {'greenmark g-values':>19} "
+        f"{'ratio':>6} {'greenmark detect (+ exact p-values)':>36} {'ratio':>6}"
+    )
     for depth in (9, 30):
         cfg = SynthIDTextWatermarkingConfig(ngram_len=5, keys=[1000 + 37 * d for d in range(depth)])
         proc = cfg.construct_processor(49152, torch.device("cpu"))
@@ -59,10 +62,14 @@ def main():
                 proc.compute_g_values(ids)
 
             t_hf = best_of(theirs, 1 if n >= 10000 else repeat)
+            # Like for like: the g-values alone (transformers computes no p-value: its detector
+            # is a trained classifier), then the whole detection with both exact p-values.
+            t_g = best_of(lambda: det.g_values(np_ids), repeat, number=20)
             t_gm = best_of(lambda: det.detect(np_ids), repeat, number=20)
             print(
                 f"{n:>7} {depth:>5} {t_hf * 1e3:>12.1f} ms ({n / t_hf:>9,.0f}/s) "
-                f"{t_gm * 1e6:>8.0f} us ({n / t_gm:>11,.0f}/s) {t_hf / t_gm:>7.0f}x"
+                f"{t_g * 1e6:>10.0f} us {t_hf / t_g:>5.0f}x "
+                f"{t_gm * 1e6:>16.0f} us ({n / t_gm:>11,.0f}/s) {t_hf / t_gm:>5.0f}x"
             )
     print("\nlogits step, one row (per call)")
     print(f"{'vocab':>7} {'depth':>5} {'transformers':>14} {'greenmark (torch)':>18} {'native':>10} {'ratio':>7}")
@@ -73,7 +80,9 @@ def main():
             cfg = SynthIDTextWatermarkingConfig(ngram_len=5, keys=[1000 + 37 * d for d in range(depth)])
             want = cfg.construct_processor(vocab, torch.device("cpu"))(ids, scores.clone())
             got = SynthIdLogitsProcessor(cfg)(ids, scores.clone())
-            assert (got - want).abs().max().item() < 2e-5
+            # float32 on both sides, different orders of operations: at depth 30 the far tail
+            # (logits near -34) differs by 2.3e-5 absolute, 7e-7 relative.
+            assert torch.allclose(got, want, rtol=2e-6, atol=2e-5), (got - want).abs().max().item()
 
             def theirs():
                 cfg.construct_processor(vocab, torch.device("cpu"))(ids, scores)
