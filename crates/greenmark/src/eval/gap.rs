@@ -185,7 +185,10 @@ mod tests {
         let mc = mean_gap(&a, &b, 3000, 2).unwrap();
         assert!(!mc.exact);
         let se = (exact.p_value * (1.0 - exact.p_value) / 3000.0).sqrt();
-        assert!((mc.p_value - exact.p_value).abs() < 5.0 * se, "{mc:?} {exact:?}");
+        assert!(
+            (mc.p_value - exact.p_value).abs() < 5.0 * se,
+            "{mc:?} {exact:?}"
+        );
     }
 
     /// Under the null (both groups from one distribution), P(p <= 0.05) <= 0.05: the Monte
