@@ -60,6 +60,24 @@ def add_vllm_site() -> None:
         sys.path.append(site)
 
 
+def serve_vllm_keys(tmp_path, monkeypatch, keys, configs, processor) -> list:
+    """Key files for the vLLM processors' tests: saved with their configs, listed in
+    GREENMARK_VLLM_KEYS, the operator's settings cleared, and the processor class's per-process
+    key cache (what validate_params loaded) reset."""
+    from greenmark._vllm_common import ENV_ALLOW_OPT_OUT, ENV_ALWAYS, ENV_KEYS
+
+    paths = []
+    for i, (key, config) in enumerate(zip(keys, configs)):
+        path = tmp_path / f"k{i}.json"
+        key.save(path, config=config)
+        paths.append(str(path))
+    monkeypatch.setenv(ENV_KEYS, os.pathsep.join(paths))
+    monkeypatch.delenv(ENV_ALWAYS, raising=False)
+    monkeypatch.delenv(ENV_ALLOW_OPT_OUT, raising=False)
+    monkeypatch.setattr(processor, "_shared_keys", None)
+    return paths
+
+
 def unavailable(err: Exception, reason: str) -> None:
     """Raise under CI; elsewhere skip the calling test module with a loud reason (a warning too)."""
     import warnings

@@ -16,7 +16,7 @@ import torch
 
 import greenmark
 
-from conftest import add_vllm_site, vllm_unavailable
+from conftest import add_vllm_site, serve_vllm_keys, vllm_unavailable
 
 add_vllm_site()
 try:
@@ -44,16 +44,7 @@ def vllm_config(vocab=V):
 
 @pytest.fixture
 def key_files(tmp_path, monkeypatch):
-    paths = []
-    for i, (key, config) in enumerate(zip(KEYS, CONFIGS)):
-        path = tmp_path / f"k{i}.json"
-        key.save(path, config=config)
-        paths.append(str(path))
-    monkeypatch.setenv(ENV_KEYS, os.pathsep.join(paths))
-    monkeypatch.delenv(ENV_ALWAYS, raising=False)
-    monkeypatch.delenv(ENV_ALLOW_OPT_OUT, raising=False)
-    monkeypatch.setattr(GreenmarkLogitsProcessor, "_shared_keys", None)
-    return paths
+    return serve_vllm_keys(tmp_path, monkeypatch, KEYS, CONFIGS, GreenmarkLogitsProcessor)
 
 
 class Batch:

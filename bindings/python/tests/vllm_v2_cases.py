@@ -23,7 +23,7 @@ import torch
 
 import greenmark
 
-from conftest import vllm_unavailable
+from conftest import serve_vllm_keys, vllm_unavailable
 
 SITE = os.environ.get("GREENMARK_VLLM2_SITE")
 if SITE and SITE not in os.sys.path:
@@ -62,15 +62,9 @@ def test_the_installed_vllm_has_only_the_v2_interface():
 
 @pytest.fixture
 def key_files(tmp_path, monkeypatch):
-    paths = []
-    for i, (key, config) in enumerate(zip(KEYS, CONFIGS)):
-        path = tmp_path / f"k{i}.json"
-        key.save(path, config=config)
-        paths.append(str(path))
-    monkeypatch.setenv(ENV_KEYS, os.pathsep.join(paths))
-    monkeypatch.delenv(ENV_ALWAYS, raising=False)
-    monkeypatch.delenv(ENV_ALLOW_OPT_OUT, raising=False)
-    return paths
+    from greenmark._vllm_v2 import GreenmarkLogitsProcessor
+
+    return serve_vllm_keys(tmp_path, monkeypatch, KEYS, CONFIGS, GreenmarkLogitsProcessor)
 
 
 class Buffer:
