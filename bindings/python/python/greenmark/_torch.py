@@ -27,3 +27,14 @@ def add_delta_where_green(scores: torch.Tensor, masks: np.ndarray, delta: float)
     step = torch.tensor(delta, dtype=scores.dtype, device=scores.device)
     scores.copy_(torch.where(green, scores + step, scores))
     return scores
+
+
+def add_delta_to_rows(logits: torch.Tensor, rows: list, masks: np.ndarray, delta: float) -> torch.Tensor:
+    """:func:`add_delta_where_green` on the rows ``rows`` (sorted, one per mask) of ``logits``,
+    in place: the whole batch at once when every row is watermarked, else a gather and scatter
+    of those rows on the device."""
+    if len(rows) == logits.shape[0]:
+        return add_delta_where_green(logits, masks, delta)
+    index = torch.tensor(rows, dtype=torch.long).to(logits.device, non_blocking=True)
+    logits.index_copy_(0, index, add_delta_where_green(logits.index_select(0, index), masks, delta))
+    return logits

@@ -61,7 +61,7 @@ import torch
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
 
 from greenmark._greenmark import WatermarkConfig, Watermarker
-from greenmark._torch import add_delta_where_green
+from greenmark._torch import add_delta_to_rows
 from greenmark._vllm_common import (
     ARG,
     ENV_ALLOW_OPT_OUT,
@@ -159,12 +159,7 @@ class GreenmarkLogitsProcessor(SharedKeys, LogitsProcessor):
                 masks = np.stack([watermarker.green_mask(self._history(r)) for r in rows])
             else:
                 masks = watermarker.green_mask(self.contexts(key_id, rows))
-            if len(rows) == logits.shape[0]:
-                add_delta_where_green(logits, masks, watermarker.config.delta)
-            else:
-                index = torch.tensor(rows, dtype=torch.long).to(logits.device, non_blocking=True)
-                part = add_delta_where_green(logits.index_select(0, index), masks, watermarker.config.delta)
-                logits.index_copy_(0, index, part)
+            add_delta_to_rows(logits, rows, masks, watermarker.config.delta)
         return logits
 
     def _has_window(self, row: int, config: WatermarkConfig) -> bool:

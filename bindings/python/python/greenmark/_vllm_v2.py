@@ -37,7 +37,7 @@ import torch
 from vllm.v1.worker.gpu.sample.logits_processor.interface import LogitsProcessor
 
 from greenmark._greenmark import Watermarker
-from greenmark._torch import add_delta_where_green
+from greenmark._torch import add_delta_to_rows
 from greenmark._vllm_common import SharedKeys, load_watermarkers, pick, watermark_key_id
 
 __all__ = ["GreenmarkLogitsProcessor"]
@@ -82,34 +82,27 @@ class GreenmarkLogitsProcessor(SharedKeys, LogitsProcessor):
                 by_key.setdefault(key_id, []).append(row)
         if not by_key:
             return logits
+        # Each row's sequence length before the position it samples: its request's committed
+        # tokens plus this step's drafts before it (one device-to-host copy for the step).
+        slots_t, local_t = torch.from_numpy(row_slots), torch.from_numpy(local)
         total = self.req_states.total_len.gpu
+        ends = total[slots_t.to(total.device)].to("cpu", torch.int64) + local_t
+        ends_list = ends.tolist()
         for key_id, rows in by_key.items():
             watermarker = self.watermarkers[key_id]
             config = watermarker.config
-            rows_t = torch.tensor(rows, dtype=torch.int64)
-            slots_t = torch.from_numpy(row_slots[rows])
-            # Tokens before each row's sampled position: committed ones plus this step's drafts.
-            ends = total[slots_t.to(total.device)].to("cpu", torch.int64) + torch.from_numpy(local[rows])
+            rows = [r for r in rows if ends_list[r] >= config.context_len]
+            if not rows:
+                continue
             if config.history_len is None:
-                histories = [self._tokens(ctx, r, int(s), int(lo), 0, int(e)) for r, s, lo, e in zip(rows, slots_t, local[rows], ends)]
-                keep = [i for i, h in enumerate(histories) if len(h) >= config.context_len]
-                if not keep:
-                    continue
-                masks = np.stack([watermarker.green_mask(histories[i]) for i in keep])
+                masks = np.stack(
+                    [watermarker.green_mask(self._history(ctx, r, int(row_slots[r]), int(local[r]), ends_list[r])) for r in rows]
+                )
             else:
-                h = config.context_len
-                keep = [i for i, e in enumerate(ends.tolist()) if e >= h]
-                if not keep:
-                    continue
-                windows = self._windows(ctx, rows_t[keep], slots_t[keep], torch.from_numpy(local[rows])[keep], ends[keep], h)
+                kept = torch.tensor(rows, dtype=torch.int64)
+                windows = self._windows(ctx, kept, slots_t[kept], local_t[kept], ends[kept], config.context_len)
                 masks = watermarker.green_mask(windows)
-            rows_kept = [rows[i] for i in keep]
-            if len(rows_kept) == n_rows:
-                add_delta_where_green(logits, masks, config.delta)
-            else:
-                index = torch.tensor(rows_kept, dtype=torch.long).to(logits.device, non_blocking=True)
-                part = add_delta_where_green(logits.index_select(0, index), masks, config.delta)
-                logits.index_copy_(0, index, part)
+            add_delta_to_rows(logits, rows, masks, config.delta)
         return logits
 
     def _windows(self, ctx, rows, slots, local, ends, h: int) -> np.ndarray:
@@ -128,10 +121,9 @@ class GreenmarkLogitsProcessor(SharedKeys, LogitsProcessor):
         window = torch.where(positions < committed_len.unsqueeze(-1), committed, drafts)
         return window.cpu().numpy()
 
-    def _tokens(self, ctx, row: int, slot: int, local: int, start: int, end: int) -> np.ndarray:
-        """Tokens ``start..end`` of a row's sequence (its whole history for ``start = 0``)."""
-        committed_len = end - local
-        committed = self.req_states.all_token_ids.gpu[slot, start:committed_len].to("cpu", torch.int64)
+    def _history(self, ctx, row: int, slot: int, local: int, end: int) -> np.ndarray:
+        """A row's whole sequence before its position: committed tokens, then its drafts."""
+        committed = self.req_states.all_token_ids.gpu[slot, : end - local].to("cpu", torch.int64)
         if local == 0:
             return committed.numpy()
         drafts = ctx.input_ids[row - local + 1 : row + 1].to("cpu", torch.int64)
