@@ -2,8 +2,8 @@
 watermarked-minus-plain gap is more than the draw of texts.
 
 `greenmark eval --perplexity-texts N` reads with candle one position at a time (candle's
-quantized llama returns only the last position's logits), about 8 positions/s on 2 cores: 32 +
-32 answers of 140 positions take some 20 minutes per config. This script reads the same texts
+quantized llama returns only the last position's logits): on the 2 shared cores it read 0.7-0.9
+positions/s, an estimated 3 hours for 32 + 32 answers of 140 positions. This script reads the same texts
 with transformers (the same GGUF weights, dequantized to float32), one forward pass per text,
 in seconds, and tests the gap with its own numpy implementation of what `greenmark eval`
 reports (`greenmark::eval::gap::mean_gap`): the difference of mean per-text log-perplexities, a
